@@ -1,0 +1,1127 @@
+//! The engine: one [`Endpoint`] owns one link, its RPCs, peers, grant
+//! scheduler and pacer.
+//!
+//! # Call order
+//!
+//! A driver (the tokio adapter, the DPDK polling core, the simulator) loops:
+//!
+//! 1. feed input: [`Endpoint::handle_packet`] for every packet received,
+//!    [`Endpoint::handle_timeout`] when the deadline from
+//!    [`Endpoint::poll_timeout`] has passed, and application commands
+//!    ([`Endpoint::send_request`], [`Endpoint::send_response`],
+//!    [`Endpoint::abort`]);
+//! 2. drain [`Endpoint::poll_transmit`] until it returns `None` and send each
+//!    [`Transmit`];
+//! 3. drain [`Endpoint::poll_event`] and hand events to the application;
+//! 4. sleep until the next packet, command, or [`Endpoint::poll_timeout`].
+//!
+//! `poll_transmit` may return `None` while data is still waiting, because the
+//! pacer holds it back; `poll_timeout` then includes the moment the pacer will
+//! let it go.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::config::{Config, NUM_PRIORITIES};
+use crate::error::{ConfigError, RpcError, SendError};
+use crate::message::{InMessage, Insert, OutMessage};
+use crate::metrics::{DropReason, Metrics};
+use crate::time::Instant;
+use crate::util::{FastMap, FastSet, Rng};
+use crate::wire::{
+    AckRecord, AckRepr, Common, CutoffsRepr, DataRepr, GrantRepr, PacketType, Repr, ResendRepr,
+    DATA_FLAG_INCAST, DATA_HEADER_LEN, MAX_ACKS, MAX_HEADER_LEN,
+};
+
+/// Priority used for control packets (grants, resends, acks, ...): the
+/// highest, so they overtake data queued at switches.
+const CONTROL_PRIORITY: u8 = 7;
+/// Priority requested for retransmissions (DESIGN.md: resent data goes at 7).
+const RESEND_PRIORITY: u8 = 7;
+/// Largest port number for servers; client ports are at or above 0x8000.
+const MAX_SERVER_PORT: u16 = 0x7fff;
+
+/// Identifies a client RPC on this endpoint (an even number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RpcId(pub u64);
+
+/// Identifies a server RPC on this endpoint: the client's address and the
+/// server-side id (the client's id with the low bit set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServerRpcId {
+    /// Address of the client that sent the request.
+    pub client: SocketAddr,
+    /// Server-side RPC id (odd).
+    pub id: u64,
+}
+
+/// Something the application must hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A complete request arrived; answer it with
+    /// [`Endpoint::send_response`]. Each request is reported once.
+    Request {
+        /// Handle for the response.
+        rpc: ServerRpcId,
+        /// The request message.
+        body: Bytes,
+    },
+    /// The response to a client RPC arrived; the RPC is over.
+    Response {
+        /// The RPC, as returned by [`Endpoint::send_request`].
+        id: RpcId,
+        /// The response message.
+        body: Bytes,
+    },
+    /// A client RPC failed; the RPC is over.
+    Failed {
+        /// The RPC, as returned by [`Endpoint::send_request`].
+        id: RpcId,
+        /// Why.
+        error: RpcError,
+    },
+}
+
+/// A packet for the datapath to send: a small header and a payload slice of
+/// the message, so the datapath can gather without copying.
+#[must_use = "a Transmit must be sent (or deliberately dropped) by the datapath"]
+#[derive(Clone)]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// Priority 0–7 (7 highest): map to DSCP, a PCP tag or a switch queue.
+    pub priority: u8,
+    header: [u8; MAX_HEADER_LEN],
+    header_len: u8,
+    /// DATA payload (empty for other types).
+    pub payload: Bytes,
+}
+
+impl Transmit {
+    fn new(destination: SocketAddr, priority: u8, repr: &Repr, payload: Bytes) -> Self {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let header_len = repr.header_len();
+        repr.emit(&mut header[..header_len]);
+        Transmit {
+            destination,
+            priority,
+            header,
+            header_len: header_len as u8,
+            payload,
+        }
+    }
+
+    /// The Homa header bytes.
+    pub fn header(&self) -> &[u8] {
+        &self.header[..self.header_len as usize]
+    }
+
+    /// Total packet length (header + payload).
+    pub fn len(&self) -> usize {
+        self.header_len as usize + self.payload.len()
+    }
+
+    /// Always false: every packet has a header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The packet type.
+    pub fn packet_type(&self) -> PacketType {
+        PacketType::from_u8(self.header[11]).unwrap_or(PacketType::Freeze)
+    }
+
+    /// Append the whole packet (header then payload) to `buf`.
+    pub fn write_to(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.header());
+        buf.extend_from_slice(&self.payload);
+    }
+
+    /// The whole packet in one new buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        self.write_to(&mut v);
+        v
+    }
+}
+
+impl core::fmt::Debug for Transmit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Transmit")
+            .field("destination", &self.destination)
+            .field("priority", &self.priority)
+            .field("type", &self.packet_type())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Client: sending the request and/or receiving the response.
+    Client,
+    /// Server: receiving the request.
+    ServerIncoming,
+    /// Server: request delivered, waiting for the application's response.
+    ServerInService,
+    /// Server: sending the response, then waiting for the client's ack.
+    ServerOutgoing,
+}
+
+#[derive(Debug)]
+pub(crate) struct Rpc {
+    /// Local id: even for client RPCs, odd for server RPCs.
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub state: State,
+    pub out: Option<OutMessage>,
+    pub inm: Option<InMessage>,
+    pub last_heard: Instant,
+    pub last_resend: Instant,
+    pub birth: u64,
+    /// Listed in `Endpoint::sendable`.
+    pub in_sendable: bool,
+    /// Listed in `Endpoint::incoming`.
+    pub in_incoming: bool,
+    /// Server: the client marked the request (incast).
+    pub incast: bool,
+}
+
+impl Rpc {
+    fn is_client(&self) -> bool {
+        self.id & 1 == 0
+    }
+}
+
+/// State kept per peer address.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    /// Cutoffs this peer announced as a receiver (what we use sending to it).
+    pub cutoffs: [u32; NUM_PRIORITIES],
+    pub cutoff_version: u16,
+    pub last_cutoffs_sent: Option<Instant>,
+    /// Client side: acks owed to this server, with when they were queued.
+    pub pending_acks: VecDeque<(AckRecord, Instant)>,
+    /// Server side: recently acknowledged client ids (at-most-once).
+    pub tombstones: VecDeque<(u64, Instant)>,
+    pub tombstone_set: FastSet<u64>,
+    pub rpcs: usize,
+}
+
+/// The sans-IO Homa engine. See the [module docs](self) for the call order
+/// and the crate docs for the protocol.
+///
+/// ```
+/// use homa_core::{Config, Endpoint, Event, Instant};
+/// use bytes::Bytes;
+///
+/// let now = Instant::ZERO;
+/// let a: std::net::SocketAddr = "10.0.0.1:40000".parse().unwrap();
+/// let b: std::net::SocketAddr = "10.0.0.2:80".parse().unwrap();
+/// let mut client = Endpoint::new(Config { seed: 1, ..Config::default() }, a).unwrap();
+/// let mut server = Endpoint::new(Config { seed: 2, ..Config::default() }, b).unwrap();
+///
+/// let id = client.send_request(now, b, Bytes::from_static(b"ping")).unwrap();
+/// while let Some(t) = client.poll_transmit(now) {
+///     server.handle_packet(now, a, Bytes::from(t.to_vec()));
+/// }
+/// let Some(Event::Request { rpc, body }) = server.poll_event() else { panic!() };
+/// assert_eq!(&body[..], b"ping");
+/// server.send_response(now, rpc, Bytes::from_static(b"pong")).unwrap();
+/// while let Some(t) = server.poll_transmit(now) {
+///     client.handle_packet(now, b, Bytes::from(t.to_vec()));
+/// }
+/// assert_eq!(client.poll_event(), Some(Event::Response { id, body: Bytes::from_static(b"pong") }));
+/// ```
+pub struct Endpoint {
+    pub(crate) config: Config,
+    local: SocketAddr,
+    next_client_id: u64,
+    pub(crate) rpcs: Vec<Option<Rpc>>,
+    free_slots: Vec<u32>,
+    clients: FastMap<u64, u32>,
+    servers: FastMap<(SocketAddr, u64), u32>,
+    pub(crate) peers: FastMap<SocketAddr, Peer>,
+    /// RPCs with an outgoing message that may have something to transmit.
+    pub(crate) sendable: Vec<u32>,
+    /// RPCs with an incomplete incoming message.
+    pub(crate) incoming: Vec<u32>,
+    pub(crate) control: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    pub(crate) metrics: Metrics,
+    pub(crate) buffered: usize,
+    births: u64,
+    /// When the link will have sent everything handed to it so far.
+    pub(crate) link_idle: Instant,
+    /// Set when the pacer held data back: when to try again.
+    pub(crate) pacer_wakeup: Option<Instant>,
+    pub(crate) next_tick: Option<Instant>,
+    /// Bytes granted by SRPT since the last FIFO grant.
+    pub(crate) grant_fifo_credit: u64,
+    /// Bytes sent by SRPT since the last oldest-first packet.
+    pub(crate) send_fifo_credit: u64,
+    pub(crate) grants_dirty: bool,
+    pub(crate) scratch: Vec<u32>,
+}
+
+impl core::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("local", &self.local)
+            .field("rpcs", &(self.clients.len() + self.servers.len()))
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// A new engine for the link at `local` (in UDP mode, the socket address;
+    /// the Homa port is the UDP port).
+    ///
+    /// # Errors
+    /// [`ConfigError`] if the config is inconsistent (see [`Config::validate`]).
+    pub fn new(config: Config, local: SocketAddr) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut rng = Rng::new(config.seed);
+        // A random even base, so that engines sharing an IP address (and a
+        // restarted engine) do not reuse each other's ids.
+        let next_client_id = rng.next_u64() & !1;
+        Ok(Endpoint {
+            config,
+            local,
+            next_client_id,
+            rpcs: Vec::new(),
+            free_slots: Vec::new(),
+            clients: FastMap::default(),
+            servers: FastMap::default(),
+            peers: FastMap::default(),
+            sendable: Vec::new(),
+            incoming: Vec::new(),
+            control: VecDeque::new(),
+            events: VecDeque::new(),
+            metrics: Metrics::default(),
+            buffered: 0,
+            births: 0,
+            link_idle: Instant::ZERO,
+            pacer_wakeup: None,
+            next_tick: None,
+            grant_fifo_credit: 0,
+            send_fifo_credit: 0,
+            grants_dirty: false,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The local address this engine sends from.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// A snapshot of the counters and gauges.
+    pub fn metrics(&self) -> Metrics {
+        let mut m = self.metrics.clone();
+        m.active_client_rpcs = self.clients.len() as u64;
+        m.active_server_rpcs = self.servers.len() as u64;
+        m.active_peers = self.peers.len() as u64;
+        m.buffered_bytes = self.buffered as u64;
+        m.incoming_messages = self.incoming.len() as u64;
+        m.incoming_granted_unreceived = self
+            .incoming
+            .iter()
+            .filter_map(|&i| self.rpc(i).inm.as_ref())
+            .map(|m| u64::from(m.outstanding()))
+            .sum();
+        m.outgoing_messages = self
+            .rpcs
+            .iter()
+            .flatten()
+            .filter(|r| r.out.as_ref().is_some_and(|o| !o.all_sent()))
+            .count() as u64;
+        m.remembered_acks = self.peers.values().map(|p| p.tombstones.len() as u64).sum();
+        m
+    }
+
+    // ----- commands from the application -------------------------------
+
+    /// Start a client RPC: send `body` as a request to the server at `dest`.
+    ///
+    /// # Errors
+    /// [`SendError::MessageTooLong`], [`SendError::TooManyRpcs`] or
+    /// [`SendError::InvalidDestination`]; nothing is sent then.
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        dest: SocketAddr,
+        body: Bytes,
+    ) -> Result<RpcId, SendError> {
+        self.check_length(body.len())?;
+        if dest.port() == 0 || dest.port() > MAX_SERVER_PORT {
+            return Err(SendError::InvalidDestination(dest));
+        }
+        self.check_rpc_limits(dest)?;
+        let mut id = self.next_client_id;
+        if id == 0 {
+            // Client id 0 means "no ack" on the wire.
+            id = 2;
+        }
+        self.next_client_id = id.wrapping_add(2);
+        let flags = match self.config.incast_threshold {
+            Some(t) if self.clients.len() >= t => DATA_FLAG_INCAST,
+            _ => 0,
+        };
+        let peer = self.peer_entry(dest);
+        let unsched_priority = unsched_priority(&peer.cutoffs, body.len() as u32);
+        peer.rpcs += 1;
+        let unsched = round_up(self.config.unsched_bytes, self.config.max_payload());
+        let out = OutMessage::new(body, unsched, unsched_priority, flags);
+        let idx = self.insert_rpc(now, id, dest, State::Client, Some(out));
+        self.clients.insert(id, idx);
+        self.mark_sendable(idx);
+        Ok(RpcId(id))
+    }
+
+    /// Answer a request delivered as [`Event::Request`].
+    ///
+    /// # Errors
+    /// [`SendError::MessageTooLong`], or [`SendError::UnknownRpc`] if the RPC
+    /// is gone (its client aborted or went silent) or was already answered.
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        rpc: ServerRpcId,
+        body: Bytes,
+    ) -> Result<(), SendError> {
+        self.check_length(body.len())?;
+        let Some(&idx) = self.servers.get(&(rpc.client, rpc.id)) else {
+            return Err(SendError::UnknownRpc(rpc.id));
+        };
+        if self.rpc(idx).state != State::ServerInService {
+            return Err(SendError::UnknownRpc(rpc.id));
+        }
+        let cutoffs = self.peers.get(&rpc.client).map(|p| p.cutoffs);
+        let cutoffs = cutoffs.unwrap_or(self.config.unsched_cutoffs);
+        let max_payload = self.config.max_payload();
+        let unsched = if self.rpc(idx).incast {
+            round_up(self.config.incast_unsched_bytes, max_payload)
+        } else {
+            round_up(self.config.unsched_bytes, max_payload)
+        };
+        let prio = unsched_priority(&cutoffs, body.len() as u32);
+        let r = self.rpc_mut(idx);
+        r.out = Some(OutMessage::new(body, unsched, prio, 0));
+        r.state = State::ServerOutgoing;
+        // The client has been waiting on us: do not count that as silence.
+        r.last_heard = now;
+        self.mark_sendable(idx);
+        Ok(())
+    }
+
+    /// Abort a client RPC: its state is freed now, and the server is told
+    /// (RPC_UNKNOWN) so it frees its side too. No event is reported for it.
+    /// Returns false if the RPC is not active (already finished or failed).
+    pub fn abort(&mut self, now: Instant, id: RpcId) -> bool {
+        let Some(&idx) = self.clients.get(&id.0) else {
+            return false;
+        };
+        let (peer, started) = {
+            let r = self.rpc(idx);
+            (r.peer, r.out.as_ref().is_some_and(|o| o.started))
+        };
+        if started {
+            self.send_control(peer, id.0, Repr::RpcUnknown(self.common(peer, id.0)));
+        }
+        self.free_rpc(now, idx);
+        true
+    }
+
+    /// Drop a server RPC without answering it (for example, the application
+    /// shut down). The id is remembered as finished, so the request is not
+    /// delivered again; the client's retries go unanswered and it fails with
+    /// a timeout. Returns false if the RPC does not exist.
+    pub fn abort_server(&mut self, now: Instant, rpc: ServerRpcId) -> bool {
+        let Some(&idx) = self.servers.get(&(rpc.client, rpc.id)) else {
+            return false;
+        };
+        self.free_server_remembered(now, idx);
+        true
+    }
+
+    // ----- output --------------------------------------------------------
+
+    /// The next application event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called, if
+    /// ever (an idle engine has no deadline).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.next_tick, self.pacer_wakeup) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Process timers: retransmission requests, timeouts, acks and
+    /// housekeeping. Call when `now` reaches [`poll_timeout`](Self::poll_timeout);
+    /// early calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.pacer_wakeup.is_some_and(|t| t <= now) {
+            self.pacer_wakeup = None;
+        }
+        if self.next_tick.is_some_and(|t| t <= now) {
+            self.tick(now);
+            self.next_tick = self.has_state().then(|| now + self.config.tick);
+        }
+        if self.grants_dirty {
+            self.update_grants();
+        }
+    }
+
+    // ----- input from the network ---------------------------------------
+
+    /// Process one packet received from `from` (in UDP mode the source
+    /// socket address). Malformed or unexpected packets are counted in
+    /// [`Metrics`] and dropped; nothing a packet says can panic the engine or
+    /// make it allocate beyond the configured limits.
+    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, data: Bytes) {
+        self.metrics.bytes_in += data.len() as u64;
+        let repr = match Repr::parse(&data) {
+            Ok(r) => r,
+            Err(_) => {
+                self.metrics.count_drop(DropReason::Malformed);
+                return;
+            }
+        };
+        self.metrics.packets_in[type_index(repr.packet_type())] += 1;
+        let local_id = repr.common().sender_id ^ 1;
+        match repr {
+            Repr::Data(d) => self.handle_data(now, from, local_id, &d, data),
+            Repr::Grant(g) => self.handle_grant(now, from, local_id, &g),
+            Repr::Resend(r) => self.handle_resend(now, from, local_id, &r),
+            Repr::RpcUnknown(_) => self.handle_rpc_unknown(now, from, local_id),
+            Repr::Busy(_) => match self.lookup(from, local_id) {
+                Some(idx) => self.rpc_mut(idx).last_heard = now,
+                None => self.metrics.count_drop(DropReason::UnknownRpc),
+            },
+            Repr::Cutoffs(c) => self.handle_cutoffs(from, &c),
+            Repr::Freeze(_) => self.metrics.count_drop(DropReason::Ignored),
+            Repr::NeedAck(c) => self.handle_need_ack(now, from, &c),
+            Repr::Ack(a) => self.handle_ack(now, from, &a),
+        }
+        if self.grants_dirty {
+            self.update_grants();
+        }
+        if self.next_tick.is_none() && self.has_state() {
+            self.next_tick = Some(now + self.config.tick);
+        }
+    }
+
+    fn handle_data(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local_id: u64,
+        d: &DataRepr,
+        packet: Bytes,
+    ) {
+        let payload = packet.slice(DATA_HEADER_LEN..);
+        if d.ack.client_id != 0 {
+            self.apply_ack(now, from, d.ack);
+        }
+        if d.message_length > self.config.max_message_length {
+            self.metrics.count_drop(DropReason::TooLong);
+            return;
+        }
+        let len = payload.len() as u32;
+        if u64::from(d.offset) + u64::from(len) > u64::from(d.message_length)
+            || (len == 0 && d.message_length != 0)
+        {
+            self.metrics.count_drop(DropReason::BadOffset);
+            return;
+        }
+        let idx = match self.lookup(from, local_id) {
+            Some(idx) => idx,
+            None if local_id & 1 == 1 => match self.new_server_rpc(now, from, local_id, d) {
+                Some(idx) => idx,
+                None => return,
+            },
+            None => {
+                // Data for a client RPC we no longer have (aborted or timed
+                // out): tell the server so it frees its side.
+                self.metrics.count_drop(DropReason::UnknownRpc);
+                self.send_control(
+                    from,
+                    local_id,
+                    Repr::RpcUnknown(self.common(from, local_id)),
+                );
+                return;
+            }
+        };
+        self.maybe_send_cutoffs(now, from, d.cutoff_version);
+        let max_buffered = self.config.max_buffered_bytes;
+        let buffered = self.buffered;
+        let birth = self.births;
+        let r = self.rpcs[idx as usize].as_mut().expect("live rpc index");
+        r.last_heard = now;
+        match r.state {
+            State::Client => {
+                // Response data: the server has the whole request.
+                if let Some(out) = r.out.as_mut() {
+                    out.next_offset = out.length;
+                    out.started = true;
+                    out.resend = None;
+                }
+            }
+            State::ServerIncoming => {}
+            State::ServerInService | State::ServerOutgoing => {
+                self.metrics.count_drop(DropReason::Duplicate);
+                return;
+            }
+        }
+        let created = r.inm.is_none();
+        if created && buffered + payload.len() > max_buffered {
+            self.metrics.count_drop(DropReason::BufferLimit);
+            if r.state == State::ServerIncoming {
+                // Nothing kept: forget the RPC; the client will retry.
+                self.free_rpc(now, idx);
+            }
+            return;
+        }
+        let inm = r
+            .inm
+            .get_or_insert_with(|| InMessage::new(d.message_length, d.incoming, birth));
+        if inm.length != d.message_length {
+            self.metrics.count_drop(DropReason::BadOffset);
+            return;
+        }
+        if buffered + payload.len() > max_buffered {
+            self.metrics.count_drop(DropReason::BufferLimit);
+            return;
+        }
+        let stored = payload.len();
+        if inm.insert(d.offset, payload) == Insert::Duplicate {
+            self.metrics.count_drop(DropReason::Duplicate);
+            return;
+        }
+        inm.granted = inm.granted.max(d.incoming.min(inm.length));
+        let complete = inm.is_complete();
+        let needs_grants = inm.granted < inm.length;
+        let in_incoming = r.in_incoming;
+        self.buffered += stored;
+        if created {
+            self.births += 1;
+        }
+        if complete {
+            self.deliver(now, idx);
+        } else {
+            if !in_incoming {
+                self.rpc_mut(idx).in_incoming = true;
+                self.incoming.push(idx);
+            }
+            if needs_grants || created {
+                self.grants_dirty = true;
+            }
+        }
+    }
+
+    fn new_server_rpc(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local_id: u64,
+        d: &DataRepr,
+    ) -> Option<u32> {
+        if self
+            .peers
+            .get(&from)
+            .is_some_and(|p| p.tombstone_set.contains(&(local_id ^ 1)))
+        {
+            self.metrics.count_drop(DropReason::Stale);
+            return None;
+        }
+        if self.check_rpc_limits(from).is_err() {
+            self.metrics.count_drop(DropReason::RpcLimit);
+            return None;
+        }
+        self.peer_entry(from).rpcs += 1;
+        let idx = self.insert_rpc(now, local_id, from, State::ServerIncoming, None);
+        self.rpc_mut(idx).incast = d.flags & DATA_FLAG_INCAST != 0;
+        self.servers.insert((from, local_id), idx);
+        Some(idx)
+    }
+
+    /// A message is complete: hand it to the application.
+    fn deliver(&mut self, now: Instant, idx: u32) {
+        self.remove_incoming(idx);
+        let r = self.rpc_mut(idx);
+        let Some(inm) = r.inm.take() else { return };
+        let buffered = inm.buffered;
+        let body = inm.assemble();
+        self.buffered -= buffered;
+        self.grants_dirty = true;
+        let r = self.rpc_mut(idx);
+        if r.is_client() {
+            let (id, peer) = (r.id, r.peer);
+            self.metrics.responses_delivered += 1;
+            self.events.push_back(Event::Response {
+                id: RpcId(id),
+                body,
+            });
+            self.free_rpc(now, idx);
+            let ack = AckRecord {
+                client_id: id,
+                server_port: peer.port(),
+            };
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.pending_acks.push_back((ack, now));
+            }
+        } else {
+            r.state = State::ServerInService;
+            let rpc = ServerRpcId {
+                client: r.peer,
+                id: r.id,
+            };
+            self.metrics.requests_delivered += 1;
+            self.events.push_back(Event::Request { rpc, body });
+        }
+    }
+
+    fn handle_grant(&mut self, now: Instant, from: SocketAddr, local_id: u64, g: &GrantRepr) {
+        let Some(idx) = self.lookup(from, local_id) else {
+            self.metrics.count_drop(DropReason::UnknownRpc);
+            return;
+        };
+        let r = self.rpc_mut(idx);
+        r.last_heard = now;
+        let Some(out) = r.out.as_mut() else {
+            self.metrics.count_drop(DropReason::Ignored);
+            return;
+        };
+        out.granted = out.granted.max(g.offset.min(out.length));
+        out.sched_priority = g.priority.min(7);
+        self.mark_sendable(idx);
+    }
+
+    fn handle_resend(&mut self, now: Instant, from: SocketAddr, local_id: u64, rs: &ResendRepr) {
+        let Some(idx) = self.lookup(from, local_id) else {
+            let remembered = self
+                .peers
+                .get(&from)
+                .is_some_and(|p| p.tombstone_set.contains(&(local_id ^ 1)));
+            if remembered {
+                self.metrics.count_drop(DropReason::Stale);
+            } else {
+                // Either side: we do not know this RPC. A client hearing this
+                // restarts its request; a server frees its RPC.
+                self.send_control(
+                    from,
+                    local_id,
+                    Repr::RpcUnknown(self.common(from, local_id)),
+                );
+            }
+            return;
+        };
+        let max_payload = self.config.max_payload();
+        let r = self.rpc_mut(idx);
+        r.last_heard = now;
+        let peer = r.peer;
+        let Some(out) = r.out.as_mut().filter(|_| r.state != State::ServerIncoming) else {
+            // Nothing to send yet (still receiving the request, or the
+            // application is still working on it).
+            self.send_control(peer, local_id, Repr::Busy(self.common(peer, local_id)));
+            return;
+        };
+        let end = if rs.length == u32::MAX {
+            out.next_offset
+        } else {
+            let end = rs.offset.saturating_add(rs.length).min(out.length);
+            // A RESEND implies a grant up to its end: this is how a lost
+            // GRANT is recovered.
+            out.granted = out.granted.max(end);
+            end
+        };
+        let sent_end = end.min(out.next_offset);
+        // Retransmit whole packets, aligned as they were first sent.
+        let start = rs.offset.min(out.length) / max_payload * max_payload;
+        if start < sent_end {
+            let (s, e) = match out.resend {
+                Some((s0, e0)) => (s0.min(start), e0.max(sent_end)),
+                None => (start, sent_end),
+            };
+            out.resend = Some((s, e));
+            out.resend_priority = rs.priority.min(7);
+        } else if out.length == 0 && out.started && rs.offset == 0 {
+            // An empty message was lost: send its one packet again.
+            out.started = false;
+        } else if !out.has_work() {
+            self.send_control(peer, local_id, Repr::Busy(self.common(peer, local_id)));
+            return;
+        }
+        self.mark_sendable(idx);
+    }
+
+    fn handle_rpc_unknown(&mut self, now: Instant, from: SocketAddr, local_id: u64) {
+        let Some(idx) = self.lookup(from, local_id) else {
+            self.metrics.count_drop(DropReason::UnknownRpc);
+            return;
+        };
+        if local_id & 1 == 1 {
+            // Our client forgot this RPC (aborted, or timed out): free ours.
+            self.free_server_remembered(now, idx);
+            return;
+        }
+        // The server has no record of our request: send it again from the
+        // start, dropping any partial response.
+        self.metrics.restarts += 1;
+        if self.rpc(idx).in_incoming {
+            self.remove_incoming(idx);
+        }
+        let r = self.rpc_mut(idx);
+        r.last_heard = now;
+        let dropped = r.inm.take().map_or(0, |m| m.buffered);
+        if let Some(out) = r.out.as_mut() {
+            out.restart();
+        }
+        self.buffered -= dropped;
+        self.grants_dirty = true;
+        self.mark_sendable(idx);
+    }
+
+    fn handle_cutoffs(&mut self, from: SocketAddr, c: &CutoffsRepr) {
+        // Only peers we already talk to: a CUTOFFS packet must not create
+        // state. Sanitize: the lowest used level must take every size.
+        let Some(p) = self.peers.get_mut(&from) else {
+            self.metrics.count_drop(DropReason::UnknownRpc);
+            return;
+        };
+        let mut cutoffs = c.unsched_cutoffs;
+        match cutoffs.iter().position(|&x| x != 0) {
+            Some(lowest) => cutoffs[lowest] = u32::MAX,
+            None => {
+                self.metrics.count_drop(DropReason::Malformed);
+                return;
+            }
+        }
+        p.cutoffs = cutoffs;
+        p.cutoff_version = c.cutoff_version;
+    }
+
+    fn handle_need_ack(&mut self, now: Instant, from: SocketAddr, c: &Common) {
+        let client_id = c.sender_id ^ 1;
+        if client_id & 1 == 1 {
+            self.metrics.count_drop(DropReason::Malformed);
+            return;
+        }
+        if self.lookup(from, client_id).is_some() {
+            // Still waiting for (part of) the response: not done yet.
+            self.metrics.count_drop(DropReason::Ignored);
+            return;
+        }
+        let mut acks = [AckRecord::default(); MAX_ACKS];
+        let mut num = 0;
+        if let Some(p) = self.peers.get_mut(&from) {
+            p.pending_acks.retain(|(a, _)| a.client_id != client_id);
+            while num < MAX_ACKS {
+                let Some((a, _)) = p.pending_acks.pop_front() else {
+                    break;
+                };
+                acks[num] = a;
+                num += 1;
+            }
+        }
+        let _ = now;
+        let repr = Repr::Ack(AckRepr {
+            common: self.common(from, client_id),
+            num_acks: num as u8,
+            acks,
+        });
+        self.send_control(from, client_id, repr);
+    }
+
+    fn handle_ack(&mut self, now: Instant, from: SocketAddr, a: &AckRepr) {
+        let me = AckRecord {
+            client_id: a.common.sender_id,
+            server_port: self.local.port(),
+        };
+        if !self.apply_ack(now, from, me) {
+            self.metrics.count_drop(DropReason::UnknownRpc);
+        }
+        for ack in a.acks() {
+            self.apply_ack(now, from, *ack);
+        }
+    }
+
+    /// The client `from` is done with `ack.client_id`: free our server RPC.
+    /// Returns whether an RPC was freed.
+    fn apply_ack(&mut self, now: Instant, from: SocketAddr, ack: AckRecord) -> bool {
+        if ack.server_port != self.local.port() || ack.client_id & 1 == 1 {
+            return false;
+        }
+        match self.servers.get(&(from, ack.client_id ^ 1)) {
+            Some(&idx) if self.rpc(idx).state == State::ServerOutgoing => {
+                self.free_server_remembered(now, idx);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    // ----- helpers --------------------------------------------------------
+
+    pub(crate) fn rpc(&self, idx: u32) -> &Rpc {
+        self.rpcs[idx as usize].as_ref().expect("live rpc index")
+    }
+
+    pub(crate) fn rpc_mut(&mut self, idx: u32) -> &mut Rpc {
+        self.rpcs[idx as usize].as_mut().expect("live rpc index")
+    }
+
+    fn lookup(&self, from: SocketAddr, local_id: u64) -> Option<u32> {
+        if local_id & 1 == 0 {
+            let idx = *self.clients.get(&local_id)?;
+            // A client RPC only hears from its server.
+            (self.rpc(idx).peer == from).then_some(idx)
+        } else {
+            self.servers.get(&(from, local_id)).copied()
+        }
+    }
+
+    fn check_length(&self, len: usize) -> Result<(), SendError> {
+        if len > self.config.max_message_length as usize {
+            return Err(SendError::MessageTooLong {
+                len,
+                max: self.config.max_message_length,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_rpc_limits(&self, peer: SocketAddr) -> Result<(), SendError> {
+        if self.clients.len() + self.servers.len() >= self.config.max_rpcs {
+            return Err(SendError::TooManyRpcs {
+                limit: self.config.max_rpcs,
+            });
+        }
+        if self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| p.rpcs >= self.config.max_rpcs_per_peer)
+        {
+            return Err(SendError::TooManyRpcs {
+                limit: self.config.max_rpcs_per_peer,
+            });
+        }
+        Ok(())
+    }
+
+    fn peer_entry(&mut self, addr: SocketAddr) -> &mut Peer {
+        let cutoffs = self.config.unsched_cutoffs;
+        self.peers.entry(addr).or_insert_with(|| Peer {
+            cutoffs,
+            // Version 0: not yet heard from the peer; the first DATA we send
+            // makes it answer with its real cutoffs.
+            cutoff_version: 0,
+            last_cutoffs_sent: None,
+            pending_acks: VecDeque::new(),
+            tombstones: VecDeque::new(),
+            tombstone_set: FastSet::default(),
+            rpcs: 0,
+        })
+    }
+
+    fn insert_rpc(
+        &mut self,
+        now: Instant,
+        id: u64,
+        peer: SocketAddr,
+        state: State,
+        out: Option<OutMessage>,
+    ) -> u32 {
+        let birth = self.births;
+        self.births += 1;
+        let rpc = Rpc {
+            id,
+            peer,
+            state,
+            out,
+            inm: None,
+            last_heard: now,
+            last_resend: now,
+            birth,
+            in_sendable: false,
+            in_incoming: false,
+            incast: false,
+        };
+        if self.next_tick.is_none() {
+            self.next_tick = Some(now + self.config.tick);
+        }
+        match self.free_slots.pop() {
+            Some(i) => {
+                self.rpcs[i as usize] = Some(rpc);
+                i
+            }
+            None => {
+                self.rpcs.push(Some(rpc));
+                (self.rpcs.len() - 1) as u32
+            }
+        }
+    }
+
+    fn remove_incoming(&mut self, idx: u32) {
+        if std::mem::take(&mut self.rpc_mut(idx).in_incoming) {
+            if let Some(pos) = self.incoming.iter().position(|&i| i == idx) {
+                self.incoming.swap_remove(pos);
+            }
+        }
+    }
+
+    /// Free an RPC and everything it holds.
+    pub(crate) fn free_rpc(&mut self, _now: Instant, idx: u32) {
+        self.remove_incoming(idx);
+        if self.rpc(idx).in_sendable {
+            if let Some(pos) = self.sendable.iter().position(|&i| i == idx) {
+                self.sendable.swap_remove(pos);
+            }
+        }
+        let Some(r) = self.rpcs[idx as usize].take() else {
+            return;
+        };
+        self.free_slots.push(idx);
+        if let Some(inm) = &r.inm {
+            self.buffered -= inm.buffered;
+            self.grants_dirty = true;
+        }
+        if r.is_client() {
+            self.clients.remove(&r.id);
+        } else {
+            self.servers.remove(&(r.peer, r.id));
+        }
+        if let Some(p) = self.peers.get_mut(&r.peer) {
+            p.rpcs = p.rpcs.saturating_sub(1);
+        }
+    }
+
+    /// Free a server RPC and remember its id, so a late duplicate of its
+    /// request is not delivered again.
+    pub(crate) fn free_server_remembered(&mut self, now: Instant, idx: u32) {
+        let (peer, client_id) = {
+            let r = self.rpc(idx);
+            (r.peer, r.id ^ 1)
+        };
+        self.free_rpc(now, idx);
+        let limit = self.config.max_rpcs_per_peer;
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if p.tombstone_set.insert(client_id) {
+                p.tombstones.push_back((client_id, now));
+                // Bounded memory: forget the oldest beyond the limit.
+                while p.tombstones.len() > limit {
+                    if let Some((old, _)) = p.tombstones.pop_front() {
+                        p.tombstone_set.remove(&old);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn mark_sendable(&mut self, idx: u32) {
+        let r = self.rpc_mut(idx);
+        if !r.in_sendable && r.out.as_ref().is_some_and(|o| o.has_work()) {
+            r.in_sendable = true;
+            self.sendable.push(idx);
+        }
+    }
+
+    pub(crate) fn common(&self, peer: SocketAddr, sender_id: u64) -> Common {
+        Common {
+            sport: self.local.port(),
+            dport: peer.port(),
+            sender_id,
+        }
+    }
+
+    /// Queue a control packet; control packets bypass the pacer.
+    pub(crate) fn send_control(&mut self, dest: SocketAddr, _rpc_id: u64, repr: Repr) {
+        self.control
+            .push_back(Transmit::new(dest, CONTROL_PRIORITY, &repr, Bytes::new()));
+    }
+
+    pub(crate) fn build_transmit(
+        dest: SocketAddr,
+        priority: u8,
+        repr: &Repr,
+        payload: Bytes,
+    ) -> Transmit {
+        Transmit::new(dest, priority, repr, payload)
+    }
+
+    fn maybe_send_cutoffs(&mut self, now: Instant, from: SocketAddr, version: u16) {
+        if version == self.config.cutoff_version {
+            return;
+        }
+        let interval = self.config.cutoffs_interval;
+        let Some(p) = self.peers.get_mut(&from) else {
+            return;
+        };
+        if p.last_cutoffs_sent.is_some_and(|t| now < t + interval) {
+            return;
+        }
+        p.last_cutoffs_sent = Some(now);
+        let repr = Repr::Cutoffs(CutoffsRepr {
+            common: self.common(from, 0),
+            unsched_cutoffs: self.config.unsched_cutoffs,
+            cutoff_version: self.config.cutoff_version,
+        });
+        self.send_control(from, 0, repr);
+    }
+
+    pub(crate) fn has_state(&self) -> bool {
+        !self.clients.is_empty() || !self.servers.is_empty() || !self.peers.is_empty()
+    }
+
+    pub(crate) fn push_event(&mut self, e: Event) {
+        self.events.push_back(e);
+    }
+
+    pub(crate) fn resend_repr(&self, peer: SocketAddr, id: u64, offset: u32, length: u32) -> Repr {
+        Repr::Resend(ResendRepr {
+            common: self.common(peer, id),
+            offset,
+            length,
+            priority: RESEND_PRIORITY,
+        })
+    }
+
+    pub(crate) fn grant_repr(&self, peer: SocketAddr, id: u64, offset: u32, priority: u8) -> Repr {
+        Repr::Grant(GrantRepr {
+            common: self.common(peer, id),
+            offset,
+            priority,
+        })
+    }
+}
+
+/// Index into the per-type packet counters.
+pub(crate) fn type_index(t: PacketType) -> usize {
+    (t as u8 - 0x10) as usize
+}
+
+/// Highest priority whose cutoff admits a message of `len` bytes.
+pub(crate) fn unsched_priority(cutoffs: &[u32; NUM_PRIORITIES], len: u32) -> u8 {
+    (0..NUM_PRIORITIES)
+        .rev()
+        .find(|&p| cutoffs[p] != 0 && len <= cutoffs[p])
+        .unwrap_or(0) as u8
+}
+
+pub(crate) fn round_up(bytes: u32, unit: u32) -> u32 {
+    bytes.div_ceil(unit).saturating_mul(unit)
+}

@@ -1,0 +1,104 @@
+//! The receiver's grant scheduler.
+//!
+//! Up to `max_overcommit` incoming messages are granted at once, ranked by
+//! fewest unreceived bytes (ties to the oldest). Each gets a window of
+//! `max_incoming / (active + 1)` bytes beyond what it has received (Linux's
+//! dynamic window) unless a fixed window is configured, and the total of
+//! granted-but-unreceived bytes stays at or below `max_incoming`. The
+//! top-ranked message gets the highest scheduled priority, the next one level
+//! lower, and so on. `grant_fifo_percent` of the granted bytes go to the
+//! oldest message instead, in `grant_fifo_increment` chunks, so a large
+//! message cannot starve behind a stream of smaller ones.
+
+use crate::endpoint::Endpoint;
+
+impl Endpoint {
+    pub(crate) fn update_grants(&mut self) {
+        self.grants_dirty = false;
+        if self.incoming.is_empty() {
+            return;
+        }
+        let max_incoming = self.config.max_incoming;
+        let max_payload = self.config.max_payload();
+        let mut total: u32 = 0;
+        let mut cands = std::mem::take(&mut self.scratch);
+        cands.clear();
+        for &idx in &self.incoming {
+            let Some(m) = self.rpc(idx).inm.as_ref() else {
+                continue;
+            };
+            total = total.saturating_add(m.outstanding());
+            if m.granted < m.length {
+                cands.push(idx);
+            }
+        }
+        if cands.is_empty() {
+            self.scratch = cands;
+            return;
+        }
+        let key = |e: &Endpoint, idx: u32| {
+            let m = e.rpc(idx).inm.as_ref().expect("incoming has inm");
+            (m.length - m.received, m.birth)
+        };
+        cands.sort_unstable_by_key(|&idx| key(self, idx));
+
+        // FIFO share first, so it is not crowded out by SRPT grants.
+        let pct = u64::from(self.config.grant_fifo_percent);
+        let inc = self.config.grant_fifo_increment;
+        if pct > 0 && self.grant_fifo_credit * pct >= u64::from(inc) * (100 - pct) {
+            let oldest = *cands
+                .iter()
+                .min_by_key(|&&idx| self.rpc(idx).inm.as_ref().map_or(u64::MAX, |m| m.birth))
+                .expect("non-empty");
+            let room = max_incoming.saturating_sub(total);
+            if room > 0 {
+                self.grant_fifo_credit = 0;
+                let prio = self.config.max_sched_priority;
+                let m = self.rpc(oldest).inm.as_ref().expect("incoming has inm");
+                let new = m.length.min(m.granted.saturating_add(inc.min(room)));
+                total += new - m.granted;
+                self.issue_grant(oldest, new, prio);
+            }
+        }
+
+        let active = cands.len().min(self.config.max_overcommit);
+        let window = self
+            .config
+            .grant_window
+            .unwrap_or(max_incoming / (active as u32 + 1));
+        for (rank, &idx) in cands[..active].iter().enumerate() {
+            let m = self.rpc(idx).inm.as_ref().expect("incoming has inm");
+            let target = m.length.min(m.received.saturating_add(window));
+            if target <= m.granted {
+                continue;
+            }
+            let room = max_incoming.saturating_sub(total);
+            if room == 0 {
+                break;
+            }
+            let new = target.min(m.granted + room);
+            // Grant at least a packet at a time (fewer GRANT packets),
+            // unless this finishes the message.
+            if new < m.length && new - m.granted < max_payload {
+                continue;
+            }
+            total += new - m.granted;
+            self.grant_fifo_credit += u64::from(new - m.granted);
+            let prio = self.config.max_sched_priority.saturating_sub(rank as u8);
+            self.issue_grant(idx, new, prio);
+        }
+        self.scratch = cands;
+    }
+
+    fn issue_grant(&mut self, idx: u32, offset: u32, priority: u8) {
+        let r = self.rpc_mut(idx);
+        let m = r.inm.as_mut().expect("incoming has inm");
+        let delta = offset - m.granted;
+        m.granted = offset;
+        let (peer, id) = (r.peer, r.id);
+        self.metrics.grants_sent += 1;
+        self.metrics.granted_bytes += u64::from(delta);
+        let repr = self.grant_repr(peer, id, offset, priority);
+        self.send_control(peer, id, repr);
+    }
+}

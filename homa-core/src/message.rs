@@ -1,0 +1,266 @@
+//! Per-message state: segmentation of outgoing messages and reassembly of
+//! incoming ones.
+
+use bytes::{Bytes, BytesMut};
+
+/// An outgoing message (a request on a client, a response on a server).
+#[derive(Debug)]
+pub(crate) struct OutMessage {
+    pub body: Bytes,
+    pub length: u32,
+    /// First byte never transmitted.
+    pub next_offset: u32,
+    /// Packets starting below this offset may be transmitted.
+    pub granted: u32,
+    /// Bytes sent at the unscheduled priority (the initial `granted`).
+    pub unsched: u32,
+    pub unsched_priority: u8,
+    /// Priority from the latest GRANT.
+    pub sched_priority: u8,
+    /// Range asked for again by a RESEND, transmitted before new data.
+    pub resend: Option<(u32, u32)>,
+    pub resend_priority: u8,
+    /// At least one packet went out (a zero-length message is one packet).
+    pub started: bool,
+    /// DATA flag byte (incast mark).
+    pub flags: u8,
+}
+
+impl OutMessage {
+    pub fn new(body: Bytes, unsched: u32, unsched_priority: u8, flags: u8) -> Self {
+        let length = body.len() as u32;
+        let unsched = unsched.min(length);
+        OutMessage {
+            body,
+            length,
+            next_offset: 0,
+            granted: unsched,
+            unsched,
+            unsched_priority,
+            sched_priority: 0,
+            resend: None,
+            resend_priority: 0,
+            started: false,
+            flags,
+        }
+    }
+
+    /// Every byte has been transmitted at least once.
+    pub fn all_sent(&self) -> bool {
+        self.started && self.next_offset >= self.length
+    }
+
+    /// New data may go now: the next packet starts below the grant.
+    pub fn can_send_new(&self) -> bool {
+        !self.all_sent() && (self.next_offset < self.granted || !self.started)
+    }
+
+    pub fn has_work(&self) -> bool {
+        self.resend.is_some() || self.can_send_new()
+    }
+
+    /// Bytes not yet transmitted (the SRPT key).
+    pub fn remaining(&self) -> u32 {
+        self.length - self.next_offset
+    }
+
+    /// Forget all progress (the receiver lost the message): start again.
+    pub fn restart(&mut self) {
+        self.next_offset = 0;
+        self.granted = self.unsched;
+        self.resend = None;
+        self.started = false;
+    }
+}
+
+/// An incoming message being reassembled.
+#[derive(Debug)]
+pub(crate) struct InMessage {
+    pub length: u32,
+    /// Unique bytes received.
+    pub received: u32,
+    /// The sender may send everything below this without further grants.
+    pub granted: u32,
+    /// Sorted, disjoint, non-adjacent ranges of received bytes.
+    ranges: Vec<(u32, u32)>,
+    /// Payloads as they arrived (zero-copy slices of the packets).
+    segments: Vec<(u32, Bytes)>,
+    /// Bytes held in `segments` (counted against `max_buffered_bytes`).
+    pub buffered: usize,
+    /// Arrival order, for FIFO grants and ties.
+    pub birth: u64,
+}
+
+/// What inserting a packet's payload did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Insert {
+    /// Bytes never seen before were added (count of them).
+    New(u32),
+    /// Every byte was already there.
+    Duplicate,
+}
+
+impl InMessage {
+    pub fn new(length: u32, granted: u32, birth: u64) -> Self {
+        InMessage {
+            length,
+            received: 0,
+            granted: granted.min(length),
+            ranges: Vec::new(),
+            segments: Vec::new(),
+            buffered: 0,
+            birth,
+        }
+    }
+
+    /// Record `payload` at `offset`. The caller has checked that
+    /// `offset + payload.len() <= length`.
+    pub fn insert(&mut self, offset: u32, payload: Bytes) -> Insert {
+        let end = offset + payload.len() as u32;
+        let added = add_range(&mut self.ranges, offset, end);
+        if added == 0 && !(self.length == 0 && self.segments.is_empty()) {
+            return Insert::Duplicate;
+        }
+        self.received += added;
+        self.buffered += payload.len();
+        self.segments.push((offset, payload));
+        Insert::New(added)
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.received >= self.length && (self.length > 0 || !self.segments.is_empty())
+    }
+
+    /// Granted (or unscheduled) bytes not received yet.
+    pub fn outstanding(&self) -> u32 {
+        self.granted.saturating_sub(self.received)
+    }
+
+    /// The first missing range below `limit`, if any.
+    pub fn first_gap(&self, limit: u32) -> Option<(u32, u32)> {
+        let mut start = 0;
+        for &(s, e) in &self.ranges {
+            if s > start {
+                return Some((start, s.min(limit))).filter(|(a, b)| a < b);
+            }
+            start = e;
+        }
+        (start < limit).then_some((start, limit))
+    }
+
+    /// The whole message; only call when complete. Zero-copy when it arrived
+    /// in one packet; otherwise one copy into a buffer of the (now fully
+    /// received, so already paid for) message length.
+    pub fn assemble(self) -> Bytes {
+        if self.segments.len() == 1 && self.segments[0].1.len() == self.length as usize {
+            return self
+                .segments
+                .into_iter()
+                .next()
+                .map(|s| s.1)
+                .unwrap_or_default();
+        }
+        let mut buf = BytesMut::zeroed(self.length as usize);
+        for (offset, data) in &self.segments {
+            let start = *offset as usize;
+            buf[start..start + data.len()].copy_from_slice(data);
+        }
+        buf.freeze()
+    }
+}
+
+/// Add `[start, end)` to a sorted set of disjoint ranges; returns how many
+/// bytes were not covered before. In-order arrival takes the O(1) path.
+fn add_range(ranges: &mut Vec<(u32, u32)>, start: u32, end: u32) -> u32 {
+    if start >= end {
+        return 0;
+    }
+    match ranges.last_mut() {
+        None => {
+            ranges.push((start, end));
+            return end - start;
+        }
+        Some(last) if start == last.1 => {
+            last.1 = end;
+            return end - start;
+        }
+        Some(last) if start > last.1 => {
+            ranges.push((start, end));
+            return end - start;
+        }
+        _ => {}
+    }
+    // First range that ends at or after `start` (touching ranges merge).
+    let i = ranges.partition_point(|r| r.1 < start);
+    let (mut lo, mut hi, mut covered) = (start, end, 0);
+    let mut j = i;
+    while j < ranges.len() && ranges[j].0 <= end {
+        let (s, e) = ranges[j];
+        covered += e.min(end).saturating_sub(s.max(start));
+        lo = lo.min(s);
+        hi = hi.max(e);
+        j += 1;
+    }
+    ranges.splice(i..j, [(lo, hi)]);
+    (end - start) - covered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_and_count() {
+        let mut r = Vec::new();
+        assert_eq!(add_range(&mut r, 10, 20), 10);
+        assert_eq!(add_range(&mut r, 0, 5), 5);
+        assert_eq!(add_range(&mut r, 3, 12), 5);
+        assert_eq!(r, vec![(0, 20)]);
+        assert_eq!(add_range(&mut r, 0, 20), 0);
+        assert_eq!(add_range(&mut r, 30, 40), 10);
+        assert_eq!(add_range(&mut r, 20, 30), 10);
+        assert_eq!(r, vec![(0, 40)]);
+    }
+
+    #[test]
+    fn reassembly_out_of_order_with_duplicates() {
+        let body: Vec<u8> = (0..100u8).collect();
+        let mut m = InMessage::new(100, 100, 0);
+        assert_eq!(
+            m.insert(50, Bytes::copy_from_slice(&body[50..])),
+            Insert::New(50)
+        );
+        assert_eq!(m.first_gap(100), Some((0, 50)));
+        assert_eq!(
+            m.insert(50, Bytes::copy_from_slice(&body[50..])),
+            Insert::Duplicate
+        );
+        assert_eq!(
+            m.insert(0, Bytes::copy_from_slice(&body[..60])),
+            Insert::New(50)
+        );
+        assert!(m.is_complete());
+        assert_eq!(&m.assemble()[..], &body[..]);
+    }
+
+    #[test]
+    fn gaps_respect_limit() {
+        let mut m = InMessage::new(100, 100, 0);
+        m.insert(0, Bytes::from_static(&[0; 10]));
+        m.insert(20, Bytes::from_static(&[0; 10]));
+        assert_eq!(m.first_gap(100), Some((10, 20)));
+        assert_eq!(m.first_gap(5), None);
+        let mut full = InMessage::new(30, 30, 0);
+        full.insert(0, Bytes::from_static(&[0; 30]));
+        assert_eq!(full.first_gap(30), None);
+    }
+
+    #[test]
+    fn empty_message_completes_once() {
+        let mut m = InMessage::new(0, 0, 0);
+        assert!(!m.is_complete());
+        assert_eq!(m.insert(0, Bytes::new()), Insert::New(0));
+        assert!(m.is_complete());
+        assert_eq!(m.insert(0, Bytes::new()), Insert::Duplicate);
+    }
+}

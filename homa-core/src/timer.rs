@@ -1,0 +1,140 @@
+//! The housekeeping tick: RESEND after silence, NEED_ACK, timeouts, and
+//! expiry of per-peer memory.
+
+use crate::endpoint::{Endpoint, Event, RpcId, State};
+use crate::error::RpcError;
+use crate::time::Instant;
+use crate::wire::Repr;
+
+enum Action {
+    None,
+    Resend { offset: u32, length: u32 },
+    NeedAck,
+    Fail,
+    Drop,
+}
+
+impl Endpoint {
+    pub(crate) fn tick(&mut self, now: Instant) {
+        let resend_after = self.config.resend_after;
+        let resend_interval = self.config.resend_interval;
+        let timeout = self.config.timeout;
+        let unsched = self.config.unsched_bytes;
+        for i in 0..self.rpcs.len() {
+            let Some(r) = self.rpcs[i].as_ref() else {
+                continue;
+            };
+            let silent = now - r.last_heard;
+            let may_resend = silent >= resend_after && now - r.last_resend >= resend_interval;
+            let action = match r.state {
+                State::Client if silent >= timeout => Action::Fail,
+                State::Client => {
+                    let out_done = r
+                        .out
+                        .as_ref()
+                        .is_none_or(|o| o.started && o.next_offset >= o.granted.min(o.length));
+                    if may_resend && out_done {
+                        // Ask for the response: the first gap, up to what we
+                        // granted (or the unscheduled bytes if none came).
+                        match &r.inm {
+                            Some(m) => match m.first_gap(m.granted.max(1)) {
+                                Some((s, e)) => Action::Resend {
+                                    offset: s,
+                                    length: e - s,
+                                },
+                                None => Action::Resend {
+                                    offset: m.received,
+                                    length: m.granted.saturating_sub(m.received).max(1),
+                                },
+                            },
+                            None => Action::Resend {
+                                offset: 0,
+                                length: unsched,
+                            },
+                        }
+                    } else {
+                        Action::None
+                    }
+                }
+                State::ServerIncoming if silent >= timeout => Action::Drop,
+                State::ServerIncoming => match (&r.inm, may_resend) {
+                    (Some(m), true) => match m.first_gap(m.granted.max(1)) {
+                        Some((s, e)) => Action::Resend {
+                            offset: s,
+                            length: e - s,
+                        },
+                        None => Action::None,
+                    },
+                    _ => Action::None,
+                },
+                // The application owns it until it responds.
+                State::ServerInService => Action::None,
+                State::ServerOutgoing if silent >= timeout => Action::Drop,
+                State::ServerOutgoing => {
+                    let sent = r.out.as_ref().is_some_and(|o| o.all_sent());
+                    if sent && may_resend {
+                        Action::NeedAck
+                    } else {
+                        Action::None
+                    }
+                }
+            };
+            let idx = i as u32;
+            match action {
+                Action::None => {}
+                Action::Resend { offset, length } => {
+                    let (peer, id) = (r.peer, r.id);
+                    self.rpc_mut(idx).last_resend = now;
+                    self.metrics.resends_sent += 1;
+                    let repr = self.resend_repr(peer, id, offset, length);
+                    self.send_control(peer, id, repr);
+                }
+                Action::NeedAck => {
+                    let (peer, id) = (r.peer, r.id);
+                    self.rpc_mut(idx).last_resend = now;
+                    let repr = Repr::NeedAck(self.common(peer, id));
+                    self.send_control(peer, id, repr);
+                }
+                Action::Fail => {
+                    let id = r.id;
+                    self.metrics.client_timeouts += 1;
+                    self.free_rpc(now, idx);
+                    self.push_event(Event::Failed {
+                        id: RpcId(id),
+                        error: RpcError::Timeout,
+                    });
+                }
+                Action::Drop => {
+                    self.metrics.server_timeouts += 1;
+                    self.free_rpc(now, idx);
+                }
+            }
+        }
+        self.expire_peers(now);
+    }
+
+    fn expire_peers(&mut self, now: Instant) {
+        let memory = self.config.ack_memory;
+        self.peers.retain(|_, p| {
+            while p
+                .tombstones
+                .front()
+                .is_some_and(|&(_, t)| now - t >= memory)
+            {
+                if let Some((id, _)) = p.tombstones.pop_front() {
+                    p.tombstone_set.remove(&id);
+                }
+            }
+            // An ack nobody asked for within the memory time is not needed:
+            // the server forgets the RPC on its own after its timeout.
+            while p
+                .pending_acks
+                .front()
+                .is_some_and(|&(_, t)| now - t >= memory)
+            {
+                p.pending_acks.pop_front();
+            }
+            p.rpcs > 0 || !p.tombstones.is_empty() || !p.pending_acks.is_empty()
+        });
+    }
+}

@@ -1,0 +1,12 @@
+//! # homa
+//!
+//! Homa, the receiver-driven datacenter RPC transport, as a Rust library.
+//! This facade re-exports the member crates:
+//!
+//! * [`core`] — the sans-IO protocol engine (`homa-core`).
+//!
+//! See the repository README for how the crates fit together.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub use homa_core as core;
