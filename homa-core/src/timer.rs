@@ -21,9 +21,16 @@ impl Endpoint {
         let timeout = self.config.timeout;
         let unsched = self.config.unsched_bytes;
         for i in 0..self.rpcs.len() {
-            let Some(r) = self.rpcs[i].as_ref() else {
+            let Some(r) = self.rpcs[i].as_mut() else {
                 continue;
             };
+            if r.inm.as_ref().is_some_and(|m| m.received >= m.granted) {
+                // Everything we granted has arrived: the sender is silent
+                // because we have not granted more, which is not its fault
+                // (Linux resets silent_ticks here too).
+                r.last_heard = now;
+            }
+            let r = &*r;
             let silent = now - r.last_heard;
             let may_resend = silent >= resend_after && now - r.last_resend >= resend_interval;
             let action = match r.state {

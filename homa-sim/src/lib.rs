@@ -37,9 +37,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod host;
 pub mod net;
 pub mod rng;
 
+pub use host::{CompletionHook, HomaHost, Logged, ServerApp};
 pub use net::{
     host_addr, host_index, Direction, DropCounts, DropReason, Endpoint, Faults, Frame, HostId,
     HostLinkStats, LinkSpec, Nanos, NetStats, Network, Node, PortId, PortInfo, PortStats, SwitchId,

@@ -1,0 +1,179 @@
+//! A simulated host that runs the real `homa-core` engine.
+//!
+//! The glue is thin on purpose: frames in become `handle_packet`, the timer
+//! becomes `handle_timeout`, `poll_transmit` becomes frames out (with the
+//! engine's per-packet overhead as the wire size). The host's application is
+//! a server callback that answers requests (or not), and a log of what the
+//! application saw, with times, for tests and measurements.
+
+use bytes::Bytes;
+use homa_core::{Config, ConfigError, Endpoint, Event, Instant, RpcId, ServerRpcId};
+use std::net::SocketAddr;
+
+use crate::net::{Frame, Nanos, Node};
+
+/// What the server application does with a request: return the response
+/// body, or `None` to hold the request (answer later with
+/// [`HomaHost::respond`]).
+pub type ServerApp = Box<dyn FnMut(ServerRpcId, &Bytes) -> Option<Bytes>>;
+
+/// Called with the time and the event when a client RPC ends.
+pub type CompletionHook = Box<dyn FnMut(Nanos, &Event)>;
+
+/// One thing the application saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// Virtual time, ns.
+    pub at: Nanos,
+    /// The event.
+    pub event: Event,
+}
+
+/// A host running a Homa [`Endpoint`] with a simple application.
+pub struct HomaHost {
+    endpoint: Endpoint,
+    overhead: u32,
+    app: Option<ServerApp>,
+    /// Every event the application received, in order.
+    pub log: Vec<Logged>,
+    /// Keep [`log`](Self::log) (tests) or only count (long runs).
+    pub keep_log: bool,
+    /// Completed client RPCs (responses and failures), counted even when the
+    /// log is off.
+    pub completed: u64,
+    /// Requests handed to the server application.
+    pub requests: u64,
+    /// Called with the time and the event for every client RPC that ends
+    /// (for measurements without keeping a log).
+    pub on_complete: Option<CompletionHook>,
+}
+
+impl core::fmt::Debug for HomaHost {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HomaHost")
+            .field("endpoint", &self.endpoint)
+            .field("events", &self.log.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HomaHost {
+    /// A host at `addr` whose server echoes every request.
+    ///
+    /// # Errors
+    /// If the config is invalid.
+    pub fn new(config: Config, addr: SocketAddr) -> Result<Self, ConfigError> {
+        let overhead = config.packet_overhead;
+        Ok(HomaHost {
+            endpoint: Endpoint::new(config, addr)?,
+            overhead,
+            app: Some(Box::new(|_, body| Some(body.clone()))),
+            log: Vec::new(),
+            keep_log: true,
+            completed: 0,
+            requests: 0,
+            on_complete: None,
+        })
+    }
+
+    /// Replace the server application.
+    pub fn set_app(&mut self, app: ServerApp) {
+        self.app = Some(app);
+    }
+
+    /// The engine (for metrics and inspection).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Start a client RPC at `now`.
+    ///
+    /// # Errors
+    /// As [`Endpoint::send_request`].
+    pub fn call(
+        &mut self,
+        now: Nanos,
+        dest: SocketAddr,
+        body: Bytes,
+    ) -> Result<RpcId, homa_core::SendError> {
+        self.endpoint
+            .send_request(Instant::from_nanos(now), dest, body)
+    }
+
+    /// Answer a request held by the application.
+    ///
+    /// # Errors
+    /// As [`Endpoint::send_response`].
+    pub fn respond(
+        &mut self,
+        now: Nanos,
+        rpc: ServerRpcId,
+        body: Bytes,
+    ) -> Result<(), homa_core::SendError> {
+        self.endpoint
+            .send_response(Instant::from_nanos(now), rpc, body)
+    }
+
+    /// Abort a client RPC.
+    pub fn abort(&mut self, now: Nanos, id: RpcId) -> bool {
+        self.endpoint.abort(Instant::from_nanos(now), id)
+    }
+
+    fn drain_events(&mut self, now: Nanos) {
+        while let Some(event) = self.endpoint.poll_event() {
+            match &event {
+                Event::Request { rpc, body } => {
+                    self.requests += 1;
+                    if let Some(resp) = self.app.as_mut().and_then(|app| app(*rpc, body)) {
+                        // The RPC was just delivered, so it exists; an error
+                        // here would be an engine bug worth seeing.
+                        self.endpoint
+                            .send_response(Instant::from_nanos(now), *rpc, resp)
+                            .expect("respond to a just-delivered request");
+                    }
+                }
+                _ => {
+                    self.completed += 1;
+                    if let Some(f) = self.on_complete.as_mut() {
+                        f(now, &event);
+                    }
+                }
+            }
+            if self.keep_log {
+                self.log.push(Logged { at: now, event });
+            }
+        }
+    }
+}
+
+impl Node for HomaHost {
+    fn on_frame(&mut self, now: Nanos, frame: Frame) {
+        self.endpoint
+            .handle_packet(Instant::from_nanos(now), frame.src, frame.data);
+        self.drain_events(now);
+    }
+
+    fn on_timer(&mut self, now: Nanos) {
+        self.endpoint.handle_timeout(Instant::from_nanos(now));
+        self.drain_events(now);
+    }
+
+    fn poll_frame(&mut self, now: Nanos) -> Option<Frame> {
+        // Commands issued through `with_node` may have produced events.
+        self.drain_events(now);
+        let t = self.endpoint.poll_transmit(Instant::from_nanos(now))?;
+        let wire = t.len() as u32 + self.overhead;
+        let src = self.endpoint.local_addr();
+        Some(Frame::new(
+            src,
+            t.destination,
+            t.priority,
+            Bytes::from(t.to_vec()),
+            wire,
+        ))
+    }
+
+    fn next_timer(&self) -> Option<Nanos> {
+        self.endpoint.poll_timeout().map(Instant::as_nanos)
+    }
+}
