@@ -28,8 +28,9 @@ use crate::config::{Config, NUM_PRIORITIES};
 use crate::error::{ConfigError, RpcError, SendError};
 use crate::message::{InMessage, Insert, OutMessage};
 use crate::metrics::{DropReason, Metrics};
+use crate::peer::Peers;
 use crate::time::Instant;
-use crate::util::{FastMap, FastSet, Rng};
+use crate::util::{FastMap, Rng};
 use crate::wire::{
     AckRecord, AckRepr, Common, CutoffsRepr, DataRepr, GrantRepr, PacketType, Repr, ResendRepr,
     DATA_FLAG_INCAST, DATA_HEADER_LEN, MAX_ACKS, MAX_HEADER_LEN,
@@ -176,6 +177,8 @@ pub(crate) struct Rpc {
     /// Local id: even for client RPCs, odd for server RPCs.
     pub id: u64,
     pub peer: SocketAddr,
+    /// Index of `peer` in `Endpoint::peers`.
+    pub peer_idx: u32,
     pub state: State,
     pub out: Option<OutMessage>,
     pub inm: Option<InMessage>,
@@ -194,21 +197,6 @@ impl Rpc {
     fn is_client(&self) -> bool {
         self.id & 1 == 0
     }
-}
-
-/// State kept per peer address.
-#[derive(Debug)]
-pub(crate) struct Peer {
-    /// Cutoffs this peer announced as a receiver (what we use sending to it).
-    pub cutoffs: [u32; NUM_PRIORITIES],
-    pub cutoff_version: u16,
-    pub last_cutoffs_sent: Option<Instant>,
-    /// Client side: acks owed to this server, with when they were queued.
-    pub pending_acks: VecDeque<(AckRecord, Instant)>,
-    /// Server side: recently acknowledged client ids (at-most-once).
-    pub tombstones: VecDeque<(u64, Instant)>,
-    pub tombstone_set: FastSet<u64>,
-    pub rpcs: usize,
 }
 
 /// The sans-IO Homa engine. See the [module docs](self) for the call order
@@ -244,7 +232,7 @@ pub struct Endpoint {
     free_slots: Vec<u32>,
     clients: FastMap<u64, u32>,
     servers: FastMap<(SocketAddr, u64), u32>,
-    pub(crate) peers: FastMap<SocketAddr, Peer>,
+    pub(crate) peers: Peers,
     /// RPCs with an outgoing message that may have something to transmit.
     pub(crate) sendable: Vec<u32>,
     /// RPCs with an incomplete incoming message.
@@ -297,7 +285,7 @@ impl Endpoint {
             free_slots: Vec::new(),
             clients: FastMap::default(),
             servers: FastMap::default(),
-            peers: FastMap::default(),
+            peers: Peers::default(),
             sendable: Vec::new(),
             incoming: Vec::new(),
             control: VecDeque::new(),
@@ -377,12 +365,13 @@ impl Endpoint {
             Some(t) if self.clients.len() >= t => DATA_FLAG_INCAST,
             _ => 0,
         };
-        let peer = self.peer_entry(dest);
+        let pidx = self.peers.entry(dest, self.config.unsched_cutoffs);
+        let peer = self.peers.at_mut(pidx);
         let unsched_priority = unsched_priority(&peer.cutoffs, body.len() as u32);
         peer.rpcs += 1;
         let unsched = round_up(self.config.unsched_bytes, self.config.max_payload());
         let out = OutMessage::new(body, unsched, unsched_priority, flags);
-        let idx = self.insert_rpc(now, id, dest, State::Client, Some(out));
+        let idx = self.insert_rpc(now, id, dest, pidx, State::Client, Some(out));
         self.clients.insert(id, idx);
         self.mark_sendable(idx);
         Ok(RpcId(id))
@@ -406,8 +395,7 @@ impl Endpoint {
         if self.rpc(idx).state != State::ServerInService {
             return Err(SendError::UnknownRpc(rpc.id));
         }
-        let cutoffs = self.peers.get(&rpc.client).map(|p| p.cutoffs);
-        let cutoffs = cutoffs.unwrap_or(self.config.unsched_cutoffs);
+        let cutoffs = self.peers.at(self.rpc(idx).peer_idx).cutoffs;
         let max_payload = self.config.max_payload();
         let unsched = if self.rpc(idx).incast {
             round_up(self.config.incast_unsched_bytes, max_payload)
@@ -568,6 +556,10 @@ impl Endpoint {
         };
         self.maybe_send_cutoffs(now, from, d.cutoff_version);
         let max_buffered = self.config.max_buffered_bytes;
+        let claim_cap = self.config.max_incoming.max(round_up(
+            self.config.unsched_bytes,
+            self.config.max_payload(),
+        ));
         let buffered = self.buffered;
         let birth = self.births;
         let r = self.rpcs[idx as usize].as_mut().expect("live rpc index");
@@ -588,40 +580,63 @@ impl Endpoint {
             }
         }
         let created = r.inm.is_none();
-        if created && buffered + payload.len() > max_buffered {
-            self.metrics.count_drop(DropReason::BufferLimit);
-            if r.state == State::ServerIncoming {
-                // Nothing kept: forget the RPC; the client will retry.
-                self.free_rpc(now, idx);
+        if created && d.offset == 0 && payload.len() == d.message_length as usize {
+            // The whole message in one packet: hand the payload over as it
+            // is, without reassembly state.
+            self.deliver(now, idx, payload);
+            return;
+        }
+        // The sender's `incoming` is a claim: believe it only up to what we
+        // could have granted anyway, so no packet can make us reserve more.
+        let claim = d.incoming.min(d.message_length).min(claim_cap);
+        let end = d.offset + payload.len() as u32;
+        let inm = match r.inm.as_mut() {
+            Some(inm) if inm.length != d.message_length => {
+                self.metrics.count_drop(DropReason::BadOffset);
+                return;
+            }
+            Some(inm) => inm,
+            None => r.inm.insert(InMessage::new(d.message_length, claim, birth)),
+        };
+        inm.granted = inm.granted.max(claim);
+        // Packets start below the grant; anything further is not ours to
+        // buffer (the buffer grows with our grants, never with a claim).
+        let growth = inm.growth_for(end);
+        let reason = if d.offset >= inm.granted.max(1) {
+            Some(DropReason::BadOffset)
+        } else if buffered + growth > max_buffered {
+            Some(DropReason::BufferLimit)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.metrics.count_drop(reason);
+            if created {
+                r.inm = None;
+                if r.state == State::ServerIncoming {
+                    // Nothing kept: forget the RPC; the client will retry.
+                    self.free_rpc(now, idx);
+                }
             }
             return;
         }
-        let inm = r
-            .inm
-            .get_or_insert_with(|| InMessage::new(d.message_length, d.incoming, birth));
-        if inm.length != d.message_length {
-            self.metrics.count_drop(DropReason::BadOffset);
-            return;
-        }
-        if buffered + payload.len() > max_buffered {
-            self.metrics.count_drop(DropReason::BufferLimit);
-            return;
-        }
-        let stored = payload.len();
-        if inm.insert(d.offset, payload) == Insert::Duplicate {
+        if inm.insert(d.offset, &payload) == Insert::Duplicate {
             self.metrics.count_drop(DropReason::Duplicate);
             return;
         }
-        inm.granted = inm.granted.max(d.incoming.min(inm.length));
         let complete = inm.is_complete();
         let needs_grants = inm.granted < inm.length;
         let in_incoming = r.in_incoming;
-        self.buffered += stored;
+        self.buffered += growth;
         if created {
             self.births += 1;
         }
         if complete {
-            self.deliver(now, idx);
+            self.remove_incoming(idx);
+            let inm = self.rpc_mut(idx).inm.take().expect("complete message");
+            self.buffered -= inm.buffered();
+            self.grants_dirty = true;
+            self.deliver(now, idx, inm.assemble());
         } else {
             if !in_incoming {
                 self.rpc_mut(idx).in_incoming = true;
@@ -640,11 +655,8 @@ impl Endpoint {
         local_id: u64,
         d: &DataRepr,
     ) -> Option<u32> {
-        if self
-            .peers
-            .get(&from)
-            .is_some_and(|p| p.tombstone_set.contains(&(local_id ^ 1)))
-        {
+        let known = self.peers.find(&from);
+        if known.is_some_and(|p| self.peers.at(p).remembers(local_id ^ 1)) {
             self.metrics.count_drop(DropReason::Stale);
             return None;
         }
@@ -652,22 +664,19 @@ impl Endpoint {
             self.metrics.count_drop(DropReason::RpcLimit);
             return None;
         }
-        self.peer_entry(from).rpcs += 1;
-        let idx = self.insert_rpc(now, local_id, from, State::ServerIncoming, None);
+        let pidx = match known {
+            Some(p) => p,
+            None => self.peers.entry(from, self.config.unsched_cutoffs),
+        };
+        self.peers.at_mut(pidx).rpcs += 1;
+        let idx = self.insert_rpc(now, local_id, from, pidx, State::ServerIncoming, None);
         self.rpc_mut(idx).incast = d.flags & DATA_FLAG_INCAST != 0;
         self.servers.insert((from, local_id), idx);
         Some(idx)
     }
 
     /// A message is complete: hand it to the application.
-    fn deliver(&mut self, now: Instant, idx: u32) {
-        self.remove_incoming(idx);
-        let r = self.rpc_mut(idx);
-        let Some(inm) = r.inm.take() else { return };
-        let buffered = inm.buffered;
-        let body = inm.assemble();
-        self.buffered -= buffered;
-        self.grants_dirty = true;
+    fn deliver(&mut self, now: Instant, idx: u32, body: Bytes) {
         let r = self.rpc_mut(idx);
         if r.is_client() {
             let (id, peer) = (r.id, r.peer);
@@ -716,7 +725,7 @@ impl Endpoint {
             let remembered = self
                 .peers
                 .get(&from)
-                .is_some_and(|p| p.tombstone_set.contains(&(local_id ^ 1)));
+                .is_some_and(|p| p.remembers(local_id ^ 1));
             if remembered {
                 self.metrics.count_drop(DropReason::Stale);
             } else {
@@ -787,7 +796,7 @@ impl Endpoint {
         }
         let r = self.rpc_mut(idx);
         r.last_heard = now;
-        let dropped = r.inm.take().map_or(0, |m| m.buffered);
+        let dropped = r.inm.take().map_or(0, |m| m.buffered());
         if let Some(out) = r.out.as_mut() {
             out.restart();
         }
@@ -923,26 +932,12 @@ impl Endpoint {
         Ok(())
     }
 
-    fn peer_entry(&mut self, addr: SocketAddr) -> &mut Peer {
-        let cutoffs = self.config.unsched_cutoffs;
-        self.peers.entry(addr).or_insert_with(|| Peer {
-            cutoffs,
-            // Version 0: not yet heard from the peer; the first DATA we send
-            // makes it answer with its real cutoffs.
-            cutoff_version: 0,
-            last_cutoffs_sent: None,
-            pending_acks: VecDeque::new(),
-            tombstones: VecDeque::new(),
-            tombstone_set: FastSet::default(),
-            rpcs: 0,
-        })
-    }
-
     fn insert_rpc(
         &mut self,
         now: Instant,
         id: u64,
         peer: SocketAddr,
+        peer_idx: u32,
         state: State,
         out: Option<OutMessage>,
     ) -> u32 {
@@ -951,6 +946,7 @@ impl Endpoint {
         let rpc = Rpc {
             id,
             peer,
+            peer_idx,
             state,
             out,
             inm: None,
@@ -997,7 +993,7 @@ impl Endpoint {
         };
         self.free_slots.push(idx);
         if let Some(inm) = &r.inm {
-            self.buffered -= inm.buffered;
+            self.buffered -= inm.buffered();
             self.grants_dirty = true;
         }
         if r.is_client() {
@@ -1005,21 +1001,21 @@ impl Endpoint {
         } else {
             self.servers.remove(&(r.peer, r.id));
         }
-        if let Some(p) = self.peers.get_mut(&r.peer) {
-            p.rpcs = p.rpcs.saturating_sub(1);
-        }
+        let p = self.peers.at_mut(r.peer_idx);
+        p.rpcs = p.rpcs.saturating_sub(1);
     }
 
     /// Free a server RPC and remember its id, so a late duplicate of its
     /// request is not delivered again.
     pub(crate) fn free_server_remembered(&mut self, now: Instant, idx: u32) {
-        let (peer, client_id) = {
+        let (pidx, client_id) = {
             let r = self.rpc(idx);
-            (r.peer, r.id ^ 1)
+            (r.peer_idx, r.id ^ 1)
         };
         self.free_rpc(now, idx);
         let limit = self.config.max_rpcs_per_peer;
-        if let Some(p) = self.peers.get_mut(&peer) {
+        {
+            let p = self.peers.at_mut(pidx);
             if p.tombstone_set.insert(client_id) {
                 p.tombstones.push_back((client_id, now));
                 // Bounded memory: forget the oldest beyond the limit.

@@ -88,6 +88,7 @@ mod grant;
 mod message;
 mod metrics;
 mod outgoing;
+mod peer;
 mod time;
 mod timer;
 mod util;

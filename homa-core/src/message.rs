@@ -1,7 +1,7 @@
 //! Per-message state: segmentation of outgoing messages and reassembly of
 //! incoming ones.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// An outgoing message (a request on a client, a response on a server).
 #[derive(Debug)]
@@ -74,6 +74,12 @@ impl OutMessage {
 }
 
 /// An incoming message being reassembled.
+///
+/// Payloads are copied on arrival into one buffer that grows to the highest
+/// byte received, so packet buffers are released at once and completion needs
+/// no second copy. The buffer never grows past what the receiver granted plus
+/// one packet (checked by the caller), so its size follows our own grants,
+/// never a packet's claim.
 #[derive(Debug)]
 pub(crate) struct InMessage {
     pub length: u32,
@@ -83,12 +89,12 @@ pub(crate) struct InMessage {
     pub granted: u32,
     /// Sorted, disjoint, non-adjacent ranges of received bytes.
     ranges: Vec<(u32, u32)>,
-    /// Payloads as they arrived (zero-copy slices of the packets).
-    segments: Vec<(u32, Bytes)>,
-    /// Bytes held in `segments` (counted against `max_buffered_bytes`).
-    pub buffered: usize,
+    /// The message so far; bytes in gaps are zero until they arrive.
+    buf: Vec<u8>,
     /// Arrival order, for FIFO grants and ties.
     pub birth: u64,
+    /// An empty message's one packet arrived.
+    got_empty: bool,
 }
 
 /// What inserting a packet's payload did.
@@ -107,28 +113,52 @@ impl InMessage {
             received: 0,
             granted: granted.min(length),
             ranges: Vec::new(),
-            segments: Vec::new(),
-            buffered: 0,
+            buf: Vec::new(),
             birth,
+            got_empty: false,
         }
+    }
+
+    /// Bytes of memory this message holds (counted against
+    /// `max_buffered_bytes`).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// How much [`buffered`](Self::buffered) would grow to take a payload
+    /// ending at `end`.
+    pub fn growth_for(&self, end: u32) -> usize {
+        (end as usize).saturating_sub(self.buf.len())
     }
 
     /// Record `payload` at `offset`. The caller has checked that
     /// `offset + payload.len() <= length`.
-    pub fn insert(&mut self, offset: u32, payload: Bytes) -> Insert {
+    pub fn insert(&mut self, offset: u32, payload: &[u8]) -> Insert {
         let end = offset + payload.len() as u32;
         let added = add_range(&mut self.ranges, offset, end);
-        if added == 0 && !(self.length == 0 && self.segments.is_empty()) {
+        if added == 0 {
+            if self.length == 0 && !self.got_empty {
+                self.got_empty = true;
+                return Insert::New(0);
+            }
             return Insert::Duplicate;
         }
         self.received += added;
-        self.buffered += payload.len();
-        self.segments.push((offset, payload));
+        let (start, end) = (offset as usize, end as usize);
+        if start == self.buf.len() {
+            // In order: append, no zero fill.
+            self.buf.extend_from_slice(payload);
+        } else {
+            if end > self.buf.len() {
+                self.buf.resize(end, 0);
+            }
+            self.buf[start..end].copy_from_slice(payload);
+        }
         Insert::New(added)
     }
 
     pub fn is_complete(&self) -> bool {
-        self.received >= self.length && (self.length > 0 || !self.segments.is_empty())
+        self.received >= self.length && (self.length > 0 || self.got_empty)
     }
 
     /// Granted (or unscheduled) bytes not received yet.
@@ -148,24 +178,10 @@ impl InMessage {
         (start < limit).then_some((start, limit))
     }
 
-    /// The whole message; only call when complete. Zero-copy when it arrived
-    /// in one packet; otherwise one copy into a buffer of the (now fully
-    /// received, so already paid for) message length.
+    /// The whole message; only call when complete. No copy.
     pub fn assemble(self) -> Bytes {
-        if self.segments.len() == 1 && self.segments[0].1.len() == self.length as usize {
-            return self
-                .segments
-                .into_iter()
-                .next()
-                .map(|s| s.1)
-                .unwrap_or_default();
-        }
-        let mut buf = BytesMut::zeroed(self.length as usize);
-        for (offset, data) in &self.segments {
-            let start = *offset as usize;
-            buf[start..start + data.len()].copy_from_slice(data);
-        }
-        buf.freeze()
+        debug_assert_eq!(self.buf.len(), self.length as usize);
+        Bytes::from(self.buf)
     }
 }
 
@@ -226,19 +242,10 @@ mod tests {
     fn reassembly_out_of_order_with_duplicates() {
         let body: Vec<u8> = (0..100u8).collect();
         let mut m = InMessage::new(100, 100, 0);
-        assert_eq!(
-            m.insert(50, Bytes::copy_from_slice(&body[50..])),
-            Insert::New(50)
-        );
+        assert_eq!(m.insert(50, &body[50..]), Insert::New(50));
         assert_eq!(m.first_gap(100), Some((0, 50)));
-        assert_eq!(
-            m.insert(50, Bytes::copy_from_slice(&body[50..])),
-            Insert::Duplicate
-        );
-        assert_eq!(
-            m.insert(0, Bytes::copy_from_slice(&body[..60])),
-            Insert::New(50)
-        );
+        assert_eq!(m.insert(50, &body[50..]), Insert::Duplicate);
+        assert_eq!(m.insert(0, &body[..60]), Insert::New(50));
         assert!(m.is_complete());
         assert_eq!(&m.assemble()[..], &body[..]);
     }
@@ -246,12 +253,12 @@ mod tests {
     #[test]
     fn gaps_respect_limit() {
         let mut m = InMessage::new(100, 100, 0);
-        m.insert(0, Bytes::from_static(&[0; 10]));
-        m.insert(20, Bytes::from_static(&[0; 10]));
+        m.insert(0, &[0; 10]);
+        m.insert(20, &[0; 10]);
         assert_eq!(m.first_gap(100), Some((10, 20)));
         assert_eq!(m.first_gap(5), None);
         let mut full = InMessage::new(30, 30, 0);
-        full.insert(0, Bytes::from_static(&[0; 30]));
+        full.insert(0, &[0; 30]);
         assert_eq!(full.first_gap(30), None);
     }
 
@@ -259,8 +266,8 @@ mod tests {
     fn empty_message_completes_once() {
         let mut m = InMessage::new(0, 0, 0);
         assert!(!m.is_complete());
-        assert_eq!(m.insert(0, Bytes::new()), Insert::New(0));
+        assert_eq!(m.insert(0, &[]), Insert::New(0));
         assert!(m.is_complete());
-        assert_eq!(m.insert(0, Bytes::new()), Insert::Duplicate);
+        assert_eq!(m.insert(0, &[]), Insert::Duplicate);
     }
 }

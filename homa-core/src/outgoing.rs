@@ -3,7 +3,7 @@
 
 use crate::endpoint::{type_index, Endpoint, Transmit};
 use crate::time::Instant;
-use crate::wire::{AckRecord, DataRepr, PacketType, Repr, DATA_HEADER_LEN};
+use crate::wire::{DataRepr, PacketType, Repr, DATA_HEADER_LEN};
 use core::time::Duration;
 
 impl Endpoint {
@@ -105,21 +105,18 @@ impl Endpoint {
     fn build_data(&mut self, _now: Instant, idx: u32) -> Transmit {
         let max_payload = self.config.max_payload();
         let local_port = self.local_addr().port();
-        let (peer, id) = {
+        let (peer, id, pidx) = {
             let r = self.rpc(idx);
-            (r.peer, r.id)
+            (r.peer, r.id, r.peer_idx)
         };
         // Piggyback one owed ack for this peer (we were its client).
-        let (ack, cutoff_version) = match self.peers.get_mut(&peer) {
-            Some(p) => (
-                p.pending_acks
-                    .pop_front()
-                    .map(|(a, _)| a)
-                    .unwrap_or_default(),
-                p.cutoff_version,
-            ),
-            None => (AckRecord::default(), 0),
-        };
+        let p = self.peers.at_mut(pidx);
+        let ack = p
+            .pending_acks
+            .pop_front()
+            .map(|(a, _)| a)
+            .unwrap_or_default();
+        let cutoff_version = p.cutoff_version;
         let r = self.rpc_mut(idx);
         let out = r.out.as_mut().expect("picked rpc has out");
         let (offset, len, priority, retransmit) = match out.resend {

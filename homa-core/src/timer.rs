@@ -122,7 +122,7 @@ impl Endpoint {
 
     fn expire_peers(&mut self, now: Instant) {
         let memory = self.config.ack_memory;
-        self.peers.retain(|_, p| {
+        self.peers.retain(|p| {
             while p
                 .tombstones
                 .front()

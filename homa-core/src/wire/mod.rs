@@ -238,16 +238,25 @@ impl Repr {
     pub fn parse(packet: &[u8]) -> Result<Repr, WireError> {
         let header = CommonHeader::new_checked(packet)?;
         let ty = header.packet_type()?;
+        let need = ty.header_len();
+        if packet.len() < need {
+            return Err(WireError::Truncated {
+                ty,
+                len: packet.len(),
+                need,
+            });
+        }
+        // Length and type are checked: the typed views need no second check.
         Ok(match ty {
-            PacketType::Data => Repr::Data(DataRepr::parse(&DataPacket::new_checked(packet)?)),
-            PacketType::Grant => Repr::Grant(GrantRepr::parse(&GrantPacket::new_checked(packet)?)),
+            PacketType::Data => Repr::Data(DataRepr::parse(&DataPacket::new_unchecked(packet))),
+            PacketType::Grant => Repr::Grant(GrantRepr::parse(&GrantPacket::new_unchecked(packet))),
             PacketType::Resend => {
-                Repr::Resend(ResendRepr::parse(&ResendPacket::new_checked(packet)?))
+                Repr::Resend(ResendRepr::parse(&ResendPacket::new_unchecked(packet)))
             }
             PacketType::Cutoffs => {
-                Repr::Cutoffs(CutoffsRepr::parse(&CutoffsPacket::new_checked(packet)?))
+                Repr::Cutoffs(CutoffsRepr::parse(&CutoffsPacket::new_unchecked(packet)))
             }
-            PacketType::Ack => Repr::Ack(AckRepr::parse(&AckPacket::new_checked(packet)?)?),
+            PacketType::Ack => Repr::Ack(AckRepr::parse(&AckPacket::new_unchecked(packet))?),
             PacketType::RpcUnknown => Repr::RpcUnknown(header.common()),
             PacketType::Busy => Repr::Busy(header.common()),
             PacketType::Freeze => Repr::Freeze(header.common()),
