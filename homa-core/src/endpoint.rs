@@ -49,13 +49,17 @@ const MAX_SERVER_PORT: u16 = 0x7fff;
 pub struct RpcId(pub u64);
 
 /// Identifies a server RPC on this endpoint: the client's address and the
-/// server-side id (the client's id with the low bit set).
+/// server-side id (the client's id with the low bit set). Obtained from
+/// [`Event::Request`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ServerRpcId {
     /// Address of the client that sent the request.
     pub client: SocketAddr,
     /// Server-side RPC id (odd).
     pub id: u64,
+    /// Where the engine keeps the RPC: a shortcut that is checked against
+    /// `client` and `id` before use, so a stale handle is still rejected.
+    slot: u32,
 }
 
 /// Something the application must hear about.
@@ -181,7 +185,8 @@ pub(crate) struct Rpc {
     pub peer_idx: u32,
     pub state: State,
     pub out: Option<OutMessage>,
-    pub inm: Option<InMessage>,
+    /// Boxed: only multi-packet messages have one, and it keeps `Rpc` small.
+    pub inm: Option<Box<InMessage>>,
     pub last_heard: Instant,
     pub last_resend: Instant,
     pub birth: u64,
@@ -354,7 +359,8 @@ impl Endpoint {
         if dest.port() == 0 || dest.port() > MAX_SERVER_PORT {
             return Err(SendError::InvalidDestination(dest));
         }
-        self.check_rpc_limits(dest)?;
+        let known = self.peers.find(&dest);
+        self.check_rpc_limits(known)?;
         let mut id = self.next_client_id;
         if id == 0 {
             // Client id 0 means "no ack" on the wire.
@@ -365,7 +371,10 @@ impl Endpoint {
             Some(t) if self.clients.len() >= t => DATA_FLAG_INCAST,
             _ => 0,
         };
-        let pidx = self.peers.entry(dest, self.config.unsched_cutoffs);
+        let pidx = match known {
+            Some(p) => p,
+            None => self.peers.entry(dest, self.config.unsched_cutoffs),
+        };
         let peer = self.peers.at_mut(pidx);
         let unsched_priority = unsched_priority(&peer.cutoffs, body.len() as u32);
         peer.rpcs += 1;
@@ -389,7 +398,7 @@ impl Endpoint {
         body: Bytes,
     ) -> Result<(), SendError> {
         self.check_length(body.len())?;
-        let Some(&idx) = self.servers.get(&(rpc.client, rpc.id)) else {
+        let Some(idx) = self.server_slot(&rpc) else {
             return Err(SendError::UnknownRpc(rpc.id));
         };
         if self.rpc(idx).state != State::ServerInService {
@@ -435,7 +444,7 @@ impl Endpoint {
     /// delivered again; the client's retries go unanswered and it fails with
     /// a timeout. Returns false if the RPC does not exist.
     pub fn abort_server(&mut self, now: Instant, rpc: ServerRpcId) -> bool {
-        let Some(&idx) = self.servers.get(&(rpc.client, rpc.id)) else {
+        let Some(idx) = self.server_slot(&rpc) else {
             return false;
         };
         self.free_server_remembered(now, idx);
@@ -596,7 +605,9 @@ impl Endpoint {
                 return;
             }
             Some(inm) => inm,
-            None => r.inm.insert(InMessage::new(d.message_length, claim, birth)),
+            None => r
+                .inm
+                .insert(Box::new(InMessage::new(d.message_length, claim, birth))),
         };
         inm.granted = inm.granted.max(claim);
         // Packets start below the grant; anything further is not ours to
@@ -660,7 +671,7 @@ impl Endpoint {
             self.metrics.count_drop(DropReason::Stale);
             return None;
         }
-        if self.check_rpc_limits(from).is_err() {
+        if self.check_rpc_limits(known).is_err() {
             self.metrics.count_drop(DropReason::RpcLimit);
             return None;
         }
@@ -698,6 +709,7 @@ impl Endpoint {
             let rpc = ServerRpcId {
                 client: r.peer,
                 id: r.id,
+                slot: idx,
             };
             self.metrics.requests_delivered += 1;
             self.events.push_back(Event::Request { rpc, body });
@@ -894,6 +906,12 @@ impl Endpoint {
         self.rpcs[idx as usize].as_mut().expect("live rpc index")
     }
 
+    /// The live RPC a [`ServerRpcId`] names, if it still exists.
+    fn server_slot(&self, rpc: &ServerRpcId) -> Option<u32> {
+        let r = self.rpcs.get(rpc.slot as usize)?.as_ref()?;
+        (r.id == rpc.id && r.peer == rpc.client).then_some(rpc.slot)
+    }
+
     fn lookup(&self, from: SocketAddr, local_id: u64) -> Option<u32> {
         if local_id & 1 == 0 {
             let idx = *self.clients.get(&local_id)?;
@@ -914,17 +932,13 @@ impl Endpoint {
         Ok(())
     }
 
-    fn check_rpc_limits(&self, peer: SocketAddr) -> Result<(), SendError> {
+    fn check_rpc_limits(&self, peer: Option<u32>) -> Result<(), SendError> {
         if self.clients.len() + self.servers.len() >= self.config.max_rpcs {
             return Err(SendError::TooManyRpcs {
                 limit: self.config.max_rpcs,
             });
         }
-        if self
-            .peers
-            .get(&peer)
-            .is_some_and(|p| p.rpcs >= self.config.max_rpcs_per_peer)
-        {
+        if peer.is_some_and(|p| self.peers.at(p).rpcs >= self.config.max_rpcs_per_peer) {
             return Err(SendError::TooManyRpcs {
                 limit: self.config.max_rpcs_per_peer,
             });

@@ -19,7 +19,7 @@ impl Endpoint {
             return;
         }
         let max_incoming = self.config.max_incoming;
-        let max_payload = self.config.max_payload();
+        let increment = self.config.grant_increment;
         let mut total: u32 = 0;
         let mut cands = std::mem::take(&mut self.scratch);
         cands.clear();
@@ -77,9 +77,9 @@ impl Endpoint {
                 break;
             }
             let new = target.min(m.granted + room);
-            // Grant at least a packet at a time (fewer GRANT packets),
-            // unless this finishes the message.
-            if new < m.length && new - m.granted < max_payload {
+            // Grant at least `grant_increment` at a time (fewer GRANT
+            // packets), unless this finishes the message.
+            if new < m.length && new - m.granted < increment {
                 continue;
             }
             total += new - m.granted;
