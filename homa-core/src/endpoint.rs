@@ -690,20 +690,20 @@ impl Endpoint {
     fn deliver(&mut self, now: Instant, idx: u32, body: Bytes) {
         let r = self.rpc_mut(idx);
         if r.is_client() {
-            let (id, peer) = (r.id, r.peer);
+            let (id, peer, pidx) = (r.id, r.peer, r.peer_idx);
             self.metrics.responses_delivered += 1;
             self.events.push_back(Event::Response {
                 id: RpcId(id),
                 body,
             });
-            self.free_rpc(now, idx);
+            // Owe the server an ack (piggybacked or on NEED_ACK); recorded
+            // before the RPC is freed so the peer entry is kept for it.
             let ack = AckRecord {
                 client_id: id,
                 server_port: peer.port(),
             };
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.pending_acks.push_back((ack, now));
-            }
+            self.peers.at_mut(pidx).pending_acks.push_back((ack, now));
+            self.free_rpc(now, idx);
         } else {
             r.state = State::ServerInService;
             let rpc = ServerRpcId {
@@ -1015,8 +1015,9 @@ impl Endpoint {
         } else {
             self.servers.remove(&(r.peer, r.id));
         }
-        let p = self.peers.at_mut(r.peer_idx);
-        p.rpcs = p.rpcs.saturating_sub(1);
+        // Callers that keep something for the peer (an owed ack, a
+        // remembered id) record it before freeing, so the peer survives.
+        self.peers.release(r.peer_idx);
     }
 
     /// Free a server RPC and remember its id, so a late duplicate of its
@@ -1026,20 +1027,18 @@ impl Endpoint {
             let r = self.rpc(idx);
             (r.peer_idx, r.id ^ 1)
         };
-        self.free_rpc(now, idx);
         let limit = self.config.max_rpcs_per_peer;
-        {
-            let p = self.peers.at_mut(pidx);
-            if p.tombstone_set.insert(client_id) {
-                p.tombstones.push_back((client_id, now));
-                // Bounded memory: forget the oldest beyond the limit.
-                while p.tombstones.len() > limit {
-                    if let Some((old, _)) = p.tombstones.pop_front() {
-                        p.tombstone_set.remove(&old);
-                    }
+        let p = self.peers.at_mut(pidx);
+        if p.tombstone_set.insert(client_id) {
+            p.tombstones.push_back((client_id, now));
+            // Bounded memory: forget the oldest beyond the limit.
+            while p.tombstones.len() > limit {
+                if let Some((old, _)) = p.tombstones.pop_front() {
+                    p.tombstone_set.remove(&old);
                 }
             }
         }
+        self.free_rpc(now, idx);
     }
 
     pub(crate) fn mark_sendable(&mut self, idx: u32) {

@@ -64,6 +64,7 @@
 //! | ACK with more than 5 acks | dropped | `drops_malformed` |
 //! | DATA whose offset + length reach past its message length, or an empty payload in a non-empty message | dropped | `drops_bad_offset` |
 //! | DATA whose message length differs from the message's first packet | dropped | `drops_bad_offset` |
+//! | DATA starting at or past what the receiver granted (or, for a message's first packet, past its unscheduled claim capped at `max_incoming`) | dropped; the buffer never grows on a claim | `drops_bad_offset` |
 //! | DATA with a message length over [`Config::max_message_length`] | dropped; nothing allocated | `drops_too_long` |
 //! | DATA for an unknown client RPC (e.g. one aborted here) | dropped; answered with RPC_UNKNOWN so the server frees its side | `drops_unknown_rpc` |
 //! | GRANT, BUSY or RPC_UNKNOWN for an unknown RPC | dropped | `drops_unknown_rpc` |

@@ -100,6 +100,19 @@ impl Peers {
         i
     }
 
+    /// One RPC no longer refers to peer `i`; free the peer if nothing else
+    /// keeps it (no RPCs, owed acks or remembered ids).
+    pub fn release(&mut self, i: u32) {
+        let p = self.at_mut(i);
+        p.rpcs = p.rpcs.saturating_sub(1);
+        if p.rpcs == 0 && p.pending_acks.is_empty() && p.tombstones.is_empty() {
+            let addr = p.addr;
+            self.index.remove(&addr);
+            self.slots[i as usize] = None;
+            self.free.push(i);
+        }
+    }
+
     pub fn values(&self) -> impl Iterator<Item = &Peer> {
         self.slots.iter().flatten()
     }
