@@ -345,6 +345,11 @@ fn crashed_server_gives_timeout_after_about_the_configured_timeout() {
     let timeout = config().timeout.as_nanos() as u64;
     // Silent since the server's last packet (< 1 ms after start); the
     // timeout fires on the first tick after it.
+    eprintln!(
+        "crash: client RPC failed with Timeout after {:.1} ms (timeout {} ms)",
+        (at - start) as f64 / 1e6,
+        timeout / MS
+    );
     assert!(
         at >= start + timeout && at <= start + timeout + 3 * MS,
         "failed after {} ms",
@@ -415,6 +420,12 @@ fn incast_32_clients_bounded_by_max_incoming_and_downlink_busy() {
     );
     assert_eq!(failures(&net), vec![]);
     let busy = net.host_stats(server).rx_busy_ns as f64 / (last_done - first_rx.unwrap()) as f64;
+    eprintln!(
+        "incast: worst scheduled granted-but-unreceived {worst} B (max_incoming {}), downlink busy {:.1}%, done at {:.2} ms",
+        cfg.max_incoming,
+        busy * 100.0,
+        last_done as f64 / 1e6
+    );
     assert!(
         busy > 0.9,
         "server downlink busy only {:.1}% of the incast",
@@ -469,6 +480,11 @@ fn srpt_small_rpc_overtakes_saturating_large_ones() {
         net.run_until(net.now() + 50 * US);
     }
     let busy = (net.host_stats(HostId(1)).rx_busy_ns - rx_before) as f64 / (net.now() - t0) as f64;
+    eprintln!(
+        "srpt: 1 KB RPC idle {idle} ns, worst of 20 under load {worst} ns ({:.2}x), receiver busy {:.1}%",
+        worst as f64 / idle as f64,
+        busy * 100.0
+    );
     assert!(busy > 0.9, "receiver not saturated ({:.0}%)", busy * 100.0);
     assert!(
         worst <= 3 * idle,
@@ -529,6 +545,9 @@ fn starvation_run(fifo_percent: u32) -> (bool, u64) {
 #[test]
 fn starvation_large_message_completes_under_a_stream_of_smaller_ones() {
     let (done, small_after) = starvation_run(5);
+    eprintln!(
+        "starvation: 1 MB RPC completed: {done}; 100 KB RPCs completed after it: {small_after}"
+    );
     assert!(done, "the 1 MB RPC starved");
     assert!(
         small_after > 10,

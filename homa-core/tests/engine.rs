@@ -166,3 +166,170 @@ fn back_to_back_rpcs_take_microseconds_not_ticks() {
         p.sent.clear();
     }
 }
+
+#[test]
+fn stale_cutoff_version_gets_cutoffs_once_and_sender_adopts_them() {
+    let mut server_cfg = Config::default();
+    // The server wants messages up to 1,000 B at the top level.
+    server_cfg.unsched_cutoffs = [0, 0, 0, 0, u32::MAX, 15_000, 2_800, 1_000];
+    server_cfg.cutoff_version = 7;
+    let mut p = Pair::new(Config::default());
+    p.server = homa_core::Endpoint::new(
+        Config {
+            seed: 2,
+            ..server_cfg
+        },
+        addr(SERVER),
+    )
+    .unwrap();
+    p.call(pattern(500, 1));
+    assert!(p.run_until(Duration::from_millis(1), |p| p.responses() == 1));
+    let cutoffs = |p: &Pair, to_client| {
+        p.sent
+            .iter()
+            .filter(|s| **s == (to_client, PacketType::Cutoffs))
+            .count()
+    };
+    assert_eq!(cutoffs(&p, false), 1, "server announced its cutoffs once");
+    // The next 500-byte request goes at priority 7 under the server's cutoffs
+    // (it would be 6 under the defaults).
+    p.filter = Box::new(move |to_server, t| {
+        if to_server && t.packet_type() == PacketType::Data {
+            assert_eq!(t.priority, 7);
+        }
+        true
+    });
+    p.call(pattern(500, 2));
+    assert!(p.run_until(Duration::from_millis(1), |p| p.responses() == 2));
+    assert_eq!(
+        cutoffs(&p, false),
+        1,
+        "no more CUTOFFS once the version matches"
+    );
+}
+
+#[test]
+fn many_outstanding_requests_are_marked_and_answered_with_few_unscheduled_bytes() {
+    let config = Config {
+        incast_threshold: Some(2),
+        ..Config::default()
+    };
+    let mut p = Pair::new(config);
+    p.auto_respond = Some(Box::new(|_| pattern(30_000, 9)));
+    let flagged = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = flagged.clone();
+    p.filter = Box::new(move |to_server, t| {
+        if t.packet_type() == PacketType::Data {
+            // pad[0] (byte 49) carries the mark; incoming (32..36) the unscheduled limit.
+            let incoming = u32::from_be_bytes(t.header()[32..36].try_into().unwrap());
+            seen.borrow_mut()
+                .push((to_server, t.header()[49], incoming));
+        }
+        true
+    });
+    for i in 0..4 {
+        p.call(pattern(100, i));
+    }
+    assert!(p.run_until(Duration::from_secs(1), |p| p.responses() == 4));
+    let f = flagged.borrow().clone();
+    let marked = f
+        .iter()
+        .filter(|(to_server, flag, _)| *to_server && *flag == 1)
+        .count();
+    assert_eq!(marked, 2, "requests 3 and 4 were sent with 2 outstanding");
+    // Responses to marked requests start with one packet of unscheduled data.
+    let small_first = f
+        .iter()
+        .filter(|(to_server, _, incoming)| !*to_server && *incoming == 1416)
+        .count();
+    assert!(small_first >= 2, "{f:?}");
+}
+
+#[test]
+fn scheduled_priority_follows_rank() {
+    // Two large messages to one receiver, neither fully granted at once
+    // (window 400 KB / 3): the shorter gets the highest scheduled priority
+    // (3), the longer the next level (2).
+    let mut p = Pair::new(Config::default());
+    p.auto_respond = Some(Box::new(|_| Bytes::from_static(b"ok")));
+    let grants = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let g = grants.clone();
+    p.filter = Box::new(move |to_server, t| {
+        if !to_server && t.packet_type() == PacketType::Grant {
+            let id = u64::from_be_bytes(t.header()[20..28].try_into().unwrap());
+            g.borrow_mut().push((id, t.header()[32]));
+        }
+        true
+    });
+    let long = p.call(pattern(900_000, 1));
+    let short = p.call(pattern(600_000, 2));
+    assert!(p.run_until(Duration::from_secs(1), |p| p.responses() == 2));
+    let grants = grants.borrow();
+    let first_prio = |id: u64| grants.iter().find(|(g, _)| *g == id ^ 1).map(|g| g.1);
+    assert_eq!(first_prio(short.0), Some(3));
+    assert_eq!(first_prio(long.0), Some(2));
+}
+
+#[test]
+fn invalid_configs_are_errors_not_panics() {
+    let bad = [
+        Config {
+            max_packet_size: 40,
+            ..Config::default()
+        },
+        Config {
+            max_overcommit: 0,
+            ..Config::default()
+        },
+        Config {
+            unsched_cutoffs: [0; 8],
+            ..Config::default()
+        },
+        Config {
+            unsched_cutoffs: [0, 0, 0, 0, 100, 15_000, 2_800, 200],
+            ..Config::default()
+        },
+        Config {
+            max_sched_priority: 4,
+            ..Config::default()
+        },
+        Config {
+            timeout: Duration::from_millis(1),
+            ..Config::default()
+        },
+        Config {
+            grant_fifo_percent: 100,
+            ..Config::default()
+        },
+        Config {
+            grant_increment: 0,
+            ..Config::default()
+        },
+        Config {
+            tick: Duration::ZERO,
+            ..Config::default()
+        },
+    ];
+    for c in bad {
+        let e = homa_core::Endpoint::new(c, addr(SERVER)).unwrap_err();
+        assert!(!e.to_string().is_empty());
+    }
+}
+
+#[test]
+fn request_over_max_length_is_refused_and_nothing_is_sent() {
+    let mut p = Pair::new(Config::default());
+    let err = p
+        .client
+        .send_request(p.now, addr(SERVER), pattern(1_000_001, 1))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        homa_core::SendError::MessageTooLong {
+            len: 1_000_001,
+            max: 1_000_000
+        }
+    ));
+    assert!(p.client.poll_transmit(p.now).is_none());
+    assert!(p.client.metrics().is_idle());
+}
