@@ -169,10 +169,12 @@ fn back_to_back_rpcs_take_microseconds_not_ticks() {
 
 #[test]
 fn stale_cutoff_version_gets_cutoffs_once_and_sender_adopts_them() {
-    let mut server_cfg = Config::default();
     // The server wants messages up to 1,000 B at the top level.
-    server_cfg.unsched_cutoffs = [0, 0, 0, 0, u32::MAX, 15_000, 2_800, 1_000];
-    server_cfg.cutoff_version = 7;
+    let server_cfg = Config {
+        unsched_cutoffs: [0, 0, 0, 0, u32::MAX, 15_000, 2_800, 1_000],
+        cutoff_version: 7,
+        ..Config::default()
+    };
     let mut p = Pair::new(Config::default());
     p.server = homa_core::Endpoint::new(
         Config {
