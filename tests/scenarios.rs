@@ -133,6 +133,16 @@ fn check_responses(net: &Network<HomaHost>, sent: &HashMap<(HostId, RpcId), Outs
     ok
 }
 
+fn assert_no_failures(net: &Network<HomaHost>) {
+    let f = failures(net);
+    assert!(
+        f.is_empty(),
+        "{} RPCs failed, first: {:?}",
+        f.len(),
+        f.first()
+    );
+}
+
 fn failures(net: &Network<HomaHost>) -> Vec<(HostId, RpcId, RpcError)> {
     let mut v = Vec::new();
     for h in 0..net.num_hosts() {
@@ -213,7 +223,7 @@ fn thousand_random_rpcs_among_8_hosts_verified_byte_for_byte() {
     transforming(&mut net);
     let sent = random_rpcs(&mut net, 1000, 1_000_000, 20 * MS, 7);
     run_until_done(&mut net, sent.len(), 5_000 * MS);
-    assert_eq!(failures(&net), vec![]);
+    assert_no_failures(&net);
     assert_eq!(check_responses(&net, &sent), 1000);
     assert!(deliveries(&net).values().all(|&n| n == 1));
     assert_no_state_left(&mut net);
@@ -232,7 +242,7 @@ fn loss_duplication_and_reordering_every_rpc_completes_once() {
     });
     let sent = random_rpcs(&mut net, 300, 200_000, 10 * MS, 8);
     run_until_done(&mut net, sent.len(), 10_000 * MS);
-    assert_eq!(failures(&net), vec![]);
+    assert_no_failures(&net);
     assert_eq!(check_responses(&net, &sent), 300);
     let d = deliveries(&net);
     assert_eq!(d.len(), 300, "every request reached its server application");
@@ -418,7 +428,7 @@ fn incast_32_clients_bounded_by_max_incoming_and_downlink_busy() {
         worst <= u64::from(cfg.max_incoming),
         "scheduled outstanding {worst}"
     );
-    assert_eq!(failures(&net), vec![]);
+    assert_no_failures(&net);
     let busy = net.host_stats(server).rx_busy_ns as f64 / (last_done - first_rx.unwrap()) as f64;
     eprintln!(
         "incast: worst scheduled granted-but-unreceived {worst} B (max_incoming {}), downlink busy {:.1}%, done at {:.2} ms",
@@ -559,4 +569,26 @@ fn starvation_large_message_completes_under_a_stream_of_smaller_ones() {
         !done_without,
         "control run: without FIFO grants the 1 MB RPC should starve"
     );
+}
+
+#[test]
+fn corrupted_frames_are_dropped_by_the_checksum_and_recovered() {
+    let mut net = star(4, 9);
+    transforming(&mut net);
+    net.set_faults(Faults {
+        corrupt: 0.05,
+        ..Faults::default()
+    });
+    let sent = random_rpcs(&mut net, 150, 200_000, 5 * MS, 10);
+    run_until_done(&mut net, sent.len(), 10_000 * MS);
+    assert_no_failures(&net);
+    assert_eq!(check_responses(&net, &sent), 150);
+    let drops: u64 = (0..4).map(|h| net.node(HostId(h)).checksum_drops).sum();
+    assert!(
+        drops > 50,
+        "corrupted frames were seen and dropped ({drops})"
+    );
+    assert!(deliveries(&net).values().all(|&n| n == 1));
+    net.set_faults(Faults::default());
+    assert_no_state_left(&mut net);
 }
