@@ -424,7 +424,10 @@ impl Endpoint {
     /// Abort a client RPC: its state is freed now, and the server is told
     /// (RPC_UNKNOWN) so it frees its side too. No event is reported for it.
     /// Returns false if the RPC is not active (already finished or failed).
-    pub fn abort(&mut self, now: Instant, id: RpcId) -> bool {
+    ///
+    /// `_now` is taken for symmetry with the other commands (an abort needs
+    /// no time today).
+    pub fn abort(&mut self, _now: Instant, id: RpcId) -> bool {
         let Some(&idx) = self.clients.get(&id.0) else {
             return false;
         };
@@ -433,9 +436,9 @@ impl Endpoint {
             (r.peer, r.out.as_ref().is_some_and(|o| o.started))
         };
         if started {
-            self.send_control(peer, id.0, Repr::RpcUnknown(self.common(peer, id.0)));
+            self.send_control(peer, Repr::RpcUnknown(self.common(peer, id.0)));
         }
-        self.free_rpc(now, idx);
+        self.free_rpc(idx);
         true
     }
 
@@ -511,7 +514,7 @@ impl Endpoint {
             },
             Repr::Cutoffs(c) => self.handle_cutoffs(from, &c),
             Repr::Freeze(_) => self.metrics.count_drop(DropReason::Ignored),
-            Repr::NeedAck(c) => self.handle_need_ack(now, from, &c),
+            Repr::NeedAck(c) => self.handle_need_ack(from, &c),
             Repr::Ack(a) => self.handle_ack(now, from, &a),
         }
         if self.grants_dirty {
@@ -555,11 +558,7 @@ impl Endpoint {
                 // Data for a client RPC we no longer have (aborted or timed
                 // out): tell the server so it frees its side.
                 self.metrics.count_drop(DropReason::UnknownRpc);
-                self.send_control(
-                    from,
-                    local_id,
-                    Repr::RpcUnknown(self.common(from, local_id)),
-                );
+                self.send_control(from, Repr::RpcUnknown(self.common(from, local_id)));
                 return;
             }
         };
@@ -626,7 +625,7 @@ impl Endpoint {
                 r.inm = None;
                 if r.state == State::ServerIncoming {
                     // Nothing kept: forget the RPC; the client will retry.
-                    self.free_rpc(now, idx);
+                    self.free_rpc(idx);
                 }
             }
             return;
@@ -703,7 +702,7 @@ impl Endpoint {
                 server_port: peer.port(),
             };
             self.peers.at_mut(pidx).pending_acks.push_back((ack, now));
-            self.free_rpc(now, idx);
+            self.free_rpc(idx);
         } else {
             r.state = State::ServerInService;
             let rpc = ServerRpcId {
@@ -743,11 +742,7 @@ impl Endpoint {
             } else {
                 // Either side: we do not know this RPC. A client hearing this
                 // restarts its request; a server frees its RPC.
-                self.send_control(
-                    from,
-                    local_id,
-                    Repr::RpcUnknown(self.common(from, local_id)),
-                );
+                self.send_control(from, Repr::RpcUnknown(self.common(from, local_id)));
             }
             return;
         };
@@ -758,7 +753,7 @@ impl Endpoint {
         let Some(out) = r.out.as_mut().filter(|_| r.state != State::ServerIncoming) else {
             // Nothing to send yet (still receiving the request, or the
             // application is still working on it).
-            self.send_control(peer, local_id, Repr::Busy(self.common(peer, local_id)));
+            self.send_control(peer, Repr::Busy(self.common(peer, local_id)));
             return;
         };
         let end = if rs.length == u32::MAX {
@@ -784,7 +779,7 @@ impl Endpoint {
             // An empty message was lost: send its one packet again.
             out.started = false;
         } else if !out.has_work() {
-            self.send_control(peer, local_id, Repr::Busy(self.common(peer, local_id)));
+            self.send_control(peer, Repr::Busy(self.common(peer, local_id)));
             return;
         }
         self.mark_sendable(idx);
@@ -836,7 +831,7 @@ impl Endpoint {
         p.cutoff_version = c.cutoff_version;
     }
 
-    fn handle_need_ack(&mut self, now: Instant, from: SocketAddr, c: &Common) {
+    fn handle_need_ack(&mut self, from: SocketAddr, c: &Common) {
         let client_id = c.sender_id ^ 1;
         if client_id & 1 == 1 {
             self.metrics.count_drop(DropReason::Malformed);
@@ -859,13 +854,12 @@ impl Endpoint {
                 num += 1;
             }
         }
-        let _ = now;
         let repr = Repr::Ack(AckRepr {
             common: self.common(from, client_id),
             num_acks: num as u8,
             acks,
         });
-        self.send_control(from, client_id, repr);
+        self.send_control(from, repr);
     }
 
     fn handle_ack(&mut self, now: Instant, from: SocketAddr, a: &AckRepr) {
@@ -995,7 +989,7 @@ impl Endpoint {
     }
 
     /// Free an RPC and everything it holds.
-    pub(crate) fn free_rpc(&mut self, _now: Instant, idx: u32) {
+    pub(crate) fn free_rpc(&mut self, idx: u32) {
         self.remove_incoming(idx);
         if self.rpc(idx).in_sendable {
             if let Some(pos) = self.sendable.iter().position(|&i| i == idx) {
@@ -1038,7 +1032,7 @@ impl Endpoint {
                 }
             }
         }
-        self.free_rpc(now, idx);
+        self.free_rpc(idx);
     }
 
     pub(crate) fn mark_sendable(&mut self, idx: u32) {
@@ -1058,7 +1052,7 @@ impl Endpoint {
     }
 
     /// Queue a control packet; control packets bypass the pacer.
-    pub(crate) fn send_control(&mut self, dest: SocketAddr, _rpc_id: u64, repr: Repr) {
+    pub(crate) fn send_control(&mut self, dest: SocketAddr, repr: Repr) {
         self.control
             .push_back(Transmit::new(dest, CONTROL_PRIORITY, &repr, Bytes::new()));
     }
@@ -1089,7 +1083,7 @@ impl Endpoint {
             unsched_cutoffs: self.config.unsched_cutoffs,
             cutoff_version: self.config.cutoff_version,
         });
-        self.send_control(from, 0, repr);
+        self.send_control(from, repr);
     }
 
     pub(crate) fn has_state(&self) -> bool {

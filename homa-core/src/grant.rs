@@ -99,6 +99,6 @@ impl Endpoint {
         self.metrics.grants_sent += 1;
         self.metrics.granted_bytes += u64::from(delta);
         let repr = self.grant_repr(peer, id, offset, priority);
-        self.send_control(peer, id, repr);
+        self.send_control(peer, repr);
     }
 }

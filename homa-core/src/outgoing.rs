@@ -154,7 +154,6 @@ impl Endpoint {
             offset,
         });
         let still = out.has_work();
-        let remaining_after = out.remaining();
         if !still {
             r.in_sendable = false;
             if let Some(pos) = self.sendable.iter().position(|&i| i == idx) {
@@ -164,7 +163,6 @@ impl Endpoint {
         if retransmit {
             self.metrics.retransmitted_bytes += u64::from(len);
         }
-        let _ = remaining_after;
         self.send_fifo_credit += u64::from(len);
         debug_assert_eq!(repr.packet_type(), PacketType::Data);
         debug_assert_eq!(repr.header_len(), DATA_HEADER_LEN);

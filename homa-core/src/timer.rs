@@ -94,18 +94,18 @@ impl Endpoint {
                     self.rpc_mut(idx).last_resend = now;
                     self.metrics.resends_sent += 1;
                     let repr = self.resend_repr(peer, id, offset, length);
-                    self.send_control(peer, id, repr);
+                    self.send_control(peer, repr);
                 }
                 Action::NeedAck => {
                     let (peer, id) = (r.peer, r.id);
                     self.rpc_mut(idx).last_resend = now;
                     let repr = Repr::NeedAck(self.common(peer, id));
-                    self.send_control(peer, id, repr);
+                    self.send_control(peer, repr);
                 }
                 Action::Fail => {
                     let id = r.id;
                     self.metrics.client_timeouts += 1;
-                    self.free_rpc(now, idx);
+                    self.free_rpc(idx);
                     self.push_event(Event::Failed {
                         id: RpcId(id),
                         error: RpcError::Timeout,
@@ -113,7 +113,7 @@ impl Endpoint {
                 }
                 Action::Drop => {
                     self.metrics.server_timeouts += 1;
-                    self.free_rpc(now, idx);
+                    self.free_rpc(idx);
                 }
             }
         }
