@@ -1,23 +1,6 @@
 //! The engine: one [`Endpoint`] owns one link, its RPCs, peers, grant
 //! scheduler and pacer.
 //!
-//! # Call order
-//!
-//! A driver (the tokio adapter, the DPDK polling core, the simulator) loops:
-//!
-//! 1. feed input: [`Endpoint::handle_packet`] for every packet received,
-//!    [`Endpoint::handle_timeout`] when the deadline from
-//!    [`Endpoint::poll_timeout`] has passed, and application commands
-//!    ([`Endpoint::send_request`], [`Endpoint::send_response`],
-//!    [`Endpoint::abort`]);
-//! 2. drain [`Endpoint::poll_transmit`] until it returns `None` and send each
-//!    [`Transmit`];
-//! 3. drain [`Endpoint::poll_event`] and hand events to the application;
-//! 4. sleep until the next packet, command, or [`Endpoint::poll_timeout`].
-//!
-//! `poll_transmit` may return `None` while data is still waiting, because the
-//! pacer holds it back; `poll_timeout` then includes the moment the pacer will
-//! let it go.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -204,8 +187,26 @@ impl Rpc {
     }
 }
 
-/// The sans-IO Homa engine. See the [module docs](self) for the call order
-/// and the crate docs for the protocol.
+/// The sans-IO Homa engine: one per link. See the crate docs for the
+/// protocol.
+///
+/// # Call order
+///
+/// A driver (the tokio adapter, the DPDK polling core, the simulator) loops:
+///
+/// 1. feed input: [`Endpoint::handle_packet`] for every packet received,
+///    [`Endpoint::handle_timeout`] when the deadline from
+///    [`Endpoint::poll_timeout`] has passed, and application commands
+///    ([`Endpoint::send_request`], [`Endpoint::send_response`],
+///    [`Endpoint::abort`]);
+/// 2. drain [`Endpoint::poll_transmit`] until it returns `None` and send each
+///    [`Transmit`];
+/// 3. drain [`Endpoint::poll_event`] and hand events to the application;
+/// 4. sleep until the next packet, command, or [`Endpoint::poll_timeout`].
+///
+/// `poll_transmit` may return `None` while data is still waiting, because the
+/// pacer holds it back; `poll_timeout` then includes the moment the pacer will
+/// let it go.
 ///
 /// ```
 /// use homa_core::{Config, Endpoint, Event, Instant};
