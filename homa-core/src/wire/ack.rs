@@ -17,6 +17,7 @@ pub struct AckPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> AckPacket<T> {
     /// Wrap without checking; getters panic on a buffer shorter than 80 bytes.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         AckPacket { buffer }
     }
@@ -25,23 +26,28 @@ impl<T: AsRef<[u8]>> AckPacket<T> {
     ///
     /// # Errors
     /// [`WireError`] if too short or not ACK.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         check(buffer.as_ref(), PacketType::Ack)?;
         Ok(AckPacket { buffer })
     }
     /// The wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
     /// The common header.
+    #[inline]
     pub fn common(&self) -> Common {
         CommonHeader::new_unchecked(self.buffer.as_ref()).common()
     }
     /// The `num_acks` field as sent (may exceed 5 in a malformed packet).
+    #[inline]
     pub fn num_acks(&self) -> u16 {
         get_u16(self.buffer.as_ref(), NUM_ACKS)
     }
     /// Ack slot `i` (0..5), whether or not `num_acks` covers it; `None` past 5.
+    #[inline]
     pub fn ack(&self, i: usize) -> Option<AckRecord> {
         if i >= MAX_ACKS {
             return None;
@@ -68,10 +74,12 @@ pub struct AckRepr {
 
 impl AckRepr {
     /// Packet length.
+    #[inline]
     pub const fn header_len() -> usize {
         ACK_LEN
     }
     /// The acks in use.
+    #[inline]
     pub fn acks(&self) -> &[AckRecord] {
         &self.acks[..usize::from(self.num_acks).min(MAX_ACKS)]
     }
@@ -79,6 +87,7 @@ impl AckRepr {
     ///
     /// # Errors
     /// [`WireError::TooManyAcks`] if `num_acks` exceeds 5.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &AckPacket<T>) -> Result<Self, WireError> {
         let n = p.num_acks();
         if usize::from(n) > MAX_ACKS {
@@ -98,6 +107,7 @@ impl AckRepr {
     ///
     /// # Panics
     /// If the buffer is shorter than 80 bytes.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut AckPacket<T>) {
         let b = p.buffer.as_mut();
         CommonHeader::new_unchecked(&mut *b).emit(&self.common, PacketType::Ack, 0);

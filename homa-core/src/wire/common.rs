@@ -20,6 +20,7 @@ pub struct CommonHeader<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> CommonHeader<T> {
     /// Wrap without checking; getters panic if the buffer is shorter than 28 bytes.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         CommonHeader { buffer }
     }
@@ -28,6 +29,7 @@ impl<T: AsRef<[u8]>> CommonHeader<T> {
     ///
     /// # Errors
     /// [`WireError::TooShort`].
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let len = buffer.as_ref().len();
         if len < COMMON_HEADER_LEN {
@@ -37,23 +39,28 @@ impl<T: AsRef<[u8]>> CommonHeader<T> {
     }
 
     /// The wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Source port.
+    #[inline]
     pub fn sport(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::SPORT)
     }
     /// Destination port.
+    #[inline]
     pub fn dport(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::DPORT)
     }
     /// The `sequence` field (DATA: offset of the first payload byte).
+    #[inline]
     pub fn sequence(&self) -> u32 {
         super::get_u32(self.buffer.as_ref(), field::SEQUENCE)
     }
     /// The raw type byte.
+    #[inline]
     pub fn type_byte(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]
     }
@@ -61,14 +68,17 @@ impl<T: AsRef<[u8]>> CommonHeader<T> {
     ///
     /// # Errors
     /// [`WireError::UnknownType`].
+    #[inline]
     pub fn packet_type(&self) -> Result<PacketType, WireError> {
         PacketType::from_u8(self.type_byte()).ok_or(WireError::UnknownType(self.type_byte()))
     }
     /// The RPC id as the sender knows it.
+    #[inline]
     pub fn sender_id(&self) -> u64 {
         get_u64(self.buffer.as_ref(), field::SENDER_ID)
     }
     /// The meaningful fields.
+    #[inline]
     pub fn common(&self) -> Common {
         Common {
             sport: self.sport(),
@@ -82,6 +92,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> CommonHeader<T> {
     /// Write the whole common header: ports, `sequence`, type, the data
     /// offset nibble (header length in 4-byte words: 14 for DATA, 5 for the
     /// rest) and zeros everywhere Linux puts zeros.
+    #[inline]
     pub fn emit(&mut self, c: &Common, ty: PacketType, sequence: u32) {
         let b = &mut self.buffer.as_mut()[..COMMON_HEADER_LEN];
         b.fill(0);

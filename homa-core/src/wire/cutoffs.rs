@@ -16,6 +16,7 @@ pub struct CutoffsPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> CutoffsPacket<T> {
     /// Wrap without checking; getters panic on a buffer shorter than 62 bytes.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         CutoffsPacket { buffer }
     }
@@ -23,23 +24,28 @@ impl<T: AsRef<[u8]>> CutoffsPacket<T> {
     ///
     /// # Errors
     /// [`WireError`] if too short or not CUTOFFS.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         check(buffer.as_ref(), PacketType::Cutoffs)?;
         Ok(CutoffsPacket { buffer })
     }
     /// The wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
     /// The common header.
+    #[inline]
     pub fn common(&self) -> Common {
         CommonHeader::new_unchecked(self.buffer.as_ref()).common()
     }
     /// Largest message size for each priority level (0 = level unused).
+    #[inline]
     pub fn unsched_cutoffs(&self) -> [u32; 8] {
         core::array::from_fn(|i| get_u32(self.buffer.as_ref(), CUTOFFS + 4 * i))
     }
     /// Version of these cutoffs.
+    #[inline]
     pub fn cutoff_version(&self) -> u16 {
         get_u16(self.buffer.as_ref(), VERSION)
     }
@@ -58,10 +64,12 @@ pub struct CutoffsRepr {
 
 impl CutoffsRepr {
     /// Packet length.
+    #[inline]
     pub const fn header_len() -> usize {
         CUTOFFS_LEN
     }
     /// Read the fields of a checked packet.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &CutoffsPacket<T>) -> Self {
         CutoffsRepr {
             common: p.common(),
@@ -73,6 +81,7 @@ impl CutoffsRepr {
     ///
     /// # Panics
     /// If the buffer is shorter than 62 bytes.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut CutoffsPacket<T>) {
         let b = p.buffer.as_mut();
         CommonHeader::new_unchecked(&mut *b).emit(&self.common, PacketType::Cutoffs, 0);

@@ -27,6 +27,7 @@ pub struct DataPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> DataPacket<T> {
     /// Wrap without checking; getters panic on a buffer shorter than 56 bytes.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         DataPacket { buffer }
     }
@@ -34,30 +35,37 @@ impl<T: AsRef<[u8]>> DataPacket<T> {
     ///
     /// # Errors
     /// [`WireError`] if too short or not DATA.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         check(buffer.as_ref(), PacketType::Data)?;
         Ok(DataPacket { buffer })
     }
     /// The wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
+    #[inline]
     fn b(&self) -> &[u8] {
         self.buffer.as_ref()
     }
     /// The common header.
+    #[inline]
     pub fn common(&self) -> Common {
         CommonHeader::new_unchecked(self.b()).common()
     }
     /// Total length of the message.
+    #[inline]
     pub fn message_length(&self) -> u32 {
         get_u32(self.b(), field::MESSAGE_LENGTH)
     }
     /// The receiver may expect every byte below this without more grants.
+    #[inline]
     pub fn incoming(&self) -> u32 {
         get_u32(self.b(), field::INCOMING)
     }
     /// Piggybacked ack (client_id 0 = none).
+    #[inline]
     pub fn ack(&self) -> AckRecord {
         AckRecord {
             client_id: get_u64(self.b(), field::ACK_CLIENT_ID),
@@ -65,19 +73,23 @@ impl<T: AsRef<[u8]>> DataPacket<T> {
         }
     }
     /// Version of the receiver's cutoffs the sender used.
+    #[inline]
     pub fn cutoff_version(&self) -> u16 {
         get_u16(self.b(), field::CUTOFF_VERSION)
     }
     /// True if this is a retransmission.
+    #[inline]
     pub fn retransmit(&self) -> bool {
         self.b()[field::RETRANSMIT] != 0
     }
     /// The flag byte (`pad[0]`).
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.b()[field::PAD]
     }
     /// Offset of the first payload byte in the message (`offset`, or
     /// `sequence` when `offset` is 0xFFFFFFFF).
+    #[inline]
     pub fn offset(&self) -> u32 {
         match get_u32(self.b(), field::OFFSET) {
             OFFSET_IN_SEQUENCE => CommonHeader::new_unchecked(self.b()).sequence(),
@@ -85,6 +97,7 @@ impl<T: AsRef<[u8]>> DataPacket<T> {
         }
     }
     /// The payload.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.b()[DATA_HEADER_LEN..]
     }
@@ -92,6 +105,7 @@ impl<T: AsRef<[u8]>> DataPacket<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> DataPacket<T> {
     /// Mutable access to the payload.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[DATA_HEADER_LEN..]
     }
@@ -120,10 +134,12 @@ pub struct DataRepr {
 
 impl DataRepr {
     /// Header length.
+    #[inline]
     pub const fn header_len() -> usize {
         DATA_HEADER_LEN
     }
     /// Read the fields of a checked packet.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &DataPacket<T>) -> Self {
         DataRepr {
             common: p.common(),
@@ -140,6 +156,7 @@ impl DataRepr {
     ///
     /// # Panics
     /// If the buffer is shorter than 56 bytes.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut DataPacket<T>) {
         let b = p.buffer.as_mut();
         CommonHeader::new_unchecked(&mut *b).emit(&self.common, PacketType::Data, self.offset);

@@ -13,6 +13,7 @@ pub struct GrantPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> GrantPacket<T> {
     /// Wrap without checking; getters panic on a buffer shorter than 33 bytes.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         GrantPacket { buffer }
     }
@@ -20,23 +21,28 @@ impl<T: AsRef<[u8]>> GrantPacket<T> {
     ///
     /// # Errors
     /// [`WireError`] if too short or not GRANT.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         check(buffer.as_ref(), PacketType::Grant)?;
         Ok(GrantPacket { buffer })
     }
     /// The wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
     /// The common header.
+    #[inline]
     pub fn common(&self) -> Common {
         CommonHeader::new_unchecked(self.buffer.as_ref()).common()
     }
     /// The sender may transmit every byte below this offset.
+    #[inline]
     pub fn offset(&self) -> u32 {
         get_u32(self.buffer.as_ref(), OFFSET)
     }
     /// Priority for the scheduled packets.
+    #[inline]
     pub fn priority(&self) -> u8 {
         self.buffer.as_ref()[PRIORITY]
     }
@@ -55,10 +61,12 @@ pub struct GrantRepr {
 
 impl GrantRepr {
     /// Packet length.
+    #[inline]
     pub const fn header_len() -> usize {
         GRANT_LEN
     }
     /// Read the fields of a checked packet.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &GrantPacket<T>) -> Self {
         GrantRepr {
             common: p.common(),
@@ -70,6 +78,7 @@ impl GrantRepr {
     ///
     /// # Panics
     /// If the buffer is shorter than 33 bytes.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut GrantPacket<T>) {
         let b = p.buffer.as_mut();
         CommonHeader::new_unchecked(&mut *b).emit(&self.common, PacketType::Grant, 0);

@@ -84,6 +84,7 @@ pub enum WireError {
 }
 
 impl fmt::Display for WireError {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WireError::TooShort(n) => {
@@ -147,6 +148,7 @@ impl PacketType {
     ];
 
     /// The type for a code, if it is one.
+    #[inline]
     pub fn from_u8(v: u8) -> Option<Self> {
         match v {
             0x10..=0x18 => Some(Self::ALL[(v - 0x10) as usize]),
@@ -155,6 +157,7 @@ impl PacketType {
     }
 
     /// Length of this type's header (for DATA, without the payload).
+    #[inline]
     pub fn header_len(self) -> usize {
         match self {
             PacketType::Data => DATA_HEADER_LEN,
@@ -170,6 +173,7 @@ impl PacketType {
     }
 
     /// The Linux name of the type.
+    #[inline]
     pub fn name(self) -> &'static str {
         match self {
             PacketType::Data => "DATA",
@@ -235,6 +239,7 @@ impl Repr {
     /// # Errors
     /// A [`WireError`] if the packet is too short, of unknown type, or has a
     /// malformed field. Never panics, whatever the bytes.
+    #[inline]
     pub fn parse(packet: &[u8]) -> Result<Repr, WireError> {
         let header = CommonHeader::new_checked(packet)?;
         let ty = header.packet_type()?;
@@ -265,6 +270,7 @@ impl Repr {
     }
 
     /// The packet's type.
+    #[inline]
     pub fn packet_type(&self) -> PacketType {
         match self {
             Repr::Data(_) => PacketType::Data,
@@ -280,6 +286,7 @@ impl Repr {
     }
 
     /// The common header fields.
+    #[inline]
     pub fn common(&self) -> &Common {
         match self {
             Repr::Data(r) => &r.common,
@@ -292,6 +299,7 @@ impl Repr {
     }
 
     /// Bytes [`emit`](Self::emit) writes.
+    #[inline]
     pub fn header_len(&self) -> usize {
         self.packet_type().header_len()
     }
@@ -301,6 +309,7 @@ impl Repr {
     /// # Panics
     /// If `buf` is shorter than [`header_len`](Self::header_len) (a caller bug,
     /// never caused by network input).
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) {
         let len = self.header_len();
         assert!(
@@ -324,32 +333,40 @@ impl Repr {
 
 // Big-endian field access. Callers only pass offsets inside a length that
 // `new_checked` verified, which is what makes the views' getters panic-free.
+#[inline]
 pub(crate) fn get_u16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes(field(b, at))
 }
+#[inline]
 pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(field(b, at))
 }
+#[inline]
 pub(crate) fn get_u64(b: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(field(b, at))
 }
 /// One bounds check per field (not one per byte): a single load.
+#[inline]
 fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     let mut v = [0u8; N];
     v.copy_from_slice(&b[at..at + N]);
     v
 }
+#[inline]
 pub(crate) fn put_u16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
+#[inline]
 pub(crate) fn put_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
+#[inline]
 pub(crate) fn put_u64(b: &mut [u8], at: usize, v: u64) {
     b[at..at + 8].copy_from_slice(&v.to_be_bytes());
 }
 
 /// Check length and type for a typed view.
+#[inline]
 pub(crate) fn check(buf: &[u8], ty: PacketType) -> Result<(), WireError> {
     let t = CommonHeader::new_checked(buf)?.packet_type()?;
     if t != ty {

@@ -14,6 +14,7 @@ pub struct ResendPacket<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> ResendPacket<T> {
     /// Wrap without checking; getters panic on a buffer shorter than 37 bytes.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         ResendPacket { buffer }
     }
@@ -21,27 +22,33 @@ impl<T: AsRef<[u8]>> ResendPacket<T> {
     ///
     /// # Errors
     /// [`WireError`] if too short or not RESEND.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         check(buffer.as_ref(), PacketType::Resend)?;
         Ok(ResendPacket { buffer })
     }
     /// The wrapped buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
     /// The common header.
+    #[inline]
     pub fn common(&self) -> Common {
         CommonHeader::new_unchecked(self.buffer.as_ref()).common()
     }
     /// First byte to resend.
+    #[inline]
     pub fn offset(&self) -> u32 {
         get_u32(self.buffer.as_ref(), OFFSET)
     }
     /// Bytes to resend (0xFFFFFFFF: everything sent so far).
+    #[inline]
     pub fn length(&self) -> u32 {
         get_u32(self.buffer.as_ref(), LENGTH)
     }
     /// Priority for the retransmitted packets.
+    #[inline]
     pub fn priority(&self) -> u8 {
         self.buffer.as_ref()[PRIORITY]
     }
@@ -62,10 +69,12 @@ pub struct ResendRepr {
 
 impl ResendRepr {
     /// Packet length.
+    #[inline]
     pub const fn header_len() -> usize {
         RESEND_LEN
     }
     /// Read the fields of a checked packet.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &ResendPacket<T>) -> Self {
         ResendRepr {
             common: p.common(),
@@ -78,6 +87,7 @@ impl ResendRepr {
     ///
     /// # Panics
     /// If the buffer is shorter than 37 bytes.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut ResendPacket<T>) {
         let b = p.buffer.as_mut();
         CommonHeader::new_unchecked(&mut *b).emit(&self.common, PacketType::Resend, 0);
