@@ -526,6 +526,8 @@ impl Endpoint {
         }
     }
 
+    /// DATA: every check happens before anything changes, so a dropped
+    /// packet leaves no trace but its counter.
     fn handle_data(
         &mut self,
         now: Instant,
@@ -549,96 +551,89 @@ impl Endpoint {
             self.metrics.count_drop(DropReason::BadOffset);
             return;
         }
-        let idx = match self.lookup(from, local_id) {
-            Some(idx) => idx,
-            None if local_id & 1 == 1 => match self.new_server_rpc(now, from, local_id, d) {
-                Some(idx) => idx,
-                None => return,
-            },
-            None => {
-                // Data for a client RPC we no longer have (aborted or timed
-                // out): tell the server so it frees its side.
-                self.metrics.count_drop(DropReason::UnknownRpc);
-                self.send_control(from, Repr::RpcUnknown(self.common(from, local_id)));
-                return;
-            }
-        };
-        self.maybe_send_cutoffs(now, from, d.cutoff_version);
-        let max_buffered = self.config.max_buffered_bytes;
+        let whole = d.offset == 0 && len == d.message_length;
+        // A sender's `incoming` is a claim: it sets the first grant of a new
+        // message (capped at what we could have granted anyway) and is
+        // ignored after that; grants then move only by our own decisions.
         let claim_cap = self.config.max_incoming.max(round_up(
             self.config.unsched_bytes,
             self.config.max_payload(),
         ));
-        let buffered = self.buffered;
+        let claim = d.incoming.min(d.message_length).min(claim_cap);
+        let existing = self.lookup(from, local_id);
+        let reason = match existing.map(|idx| self.rpc(idx)) {
+            Some(r) if matches!(r.state, State::ServerInService | State::ServerOutgoing) => {
+                Some(DropReason::Duplicate)
+            }
+            Some(r) => match r.inm.as_deref() {
+                Some(m) if m.length != d.message_length => Some(DropReason::BadOffset),
+                // Packets start below the grant.
+                Some(m) if d.offset >= m.granted.max(1) => Some(DropReason::BadOffset),
+                None if !whole && d.offset >= claim.max(1) => Some(DropReason::BadOffset),
+                _ => None,
+            },
+            // A client RPC we no longer have (aborted or timed out): tell
+            // the server so it frees its side.
+            None if local_id & 1 == 0 => Some(DropReason::UnknownRpc),
+            None if !whole && d.offset >= claim.max(1) => Some(DropReason::BadOffset),
+            None => None,
+        };
+        let reason = reason.or_else(|| {
+            (!whole && self.buffered + payload.len() > self.config.max_buffered_bytes)
+                .then_some(DropReason::BufferLimit)
+        });
+        if let Some(reason) = reason {
+            self.metrics.count_drop(reason);
+            if reason == DropReason::UnknownRpc {
+                let repr = Repr::RpcUnknown(self.common(from, local_id));
+                self.send_control(from, repr);
+            }
+            return;
+        }
+        let idx = match existing {
+            Some(idx) => idx,
+            None => match self.new_server_rpc(now, from, local_id, d) {
+                Some(idx) => idx,
+                None => return,
+            },
+        };
+        self.maybe_send_cutoffs(now, from, d.cutoff_version);
         let birth = self.births;
         let r = self.rpcs[idx as usize].as_mut().expect("live rpc index");
-        r.last_heard = now;
-        match r.state {
-            State::Client => {
-                // Response data: the server has the whole request.
-                if let Some(out) = r.out.as_mut() {
-                    out.next_offset = out.length;
-                    out.started = true;
-                    out.resend = None;
-                }
-            }
-            State::ServerIncoming => {}
-            State::ServerInService | State::ServerOutgoing => {
-                self.metrics.count_drop(DropReason::Duplicate);
-                return;
-            }
-        }
-        let created = r.inm.is_none();
-        if created && d.offset == 0 && payload.len() == d.message_length as usize {
+        if r.inm.is_none() && whole {
             // The whole message in one packet: hand the payload over as it
             // is, without reassembly state.
+            r.last_heard = now;
+            if let Some(out) = r.out.as_mut() {
+                // A response: the server has the whole request.
+                out.next_offset = out.length;
+                out.started = true;
+                out.resend = None;
+            }
             self.deliver(now, idx, payload);
             return;
         }
-        // The sender's `incoming` is a claim: believe it only up to what we
-        // could have granted anyway, so no packet can make us reserve more.
-        let claim = d.incoming.min(d.message_length).min(claim_cap);
-        let end = d.offset + payload.len() as u32;
-        let inm = match r.inm.as_mut() {
-            Some(inm) if inm.length != d.message_length => {
-                self.metrics.count_drop(DropReason::BadOffset);
-                return;
-            }
-            Some(inm) => inm,
-            None => r
-                .inm
-                .insert(Box::new(InMessage::new(d.message_length, claim, birth))),
-        };
-        inm.granted = inm.granted.max(claim);
-        // Packets start below the grant; anything further is not ours to
-        // buffer (the buffer grows with our grants, never with a claim).
-        let growth = inm.growth_for(end);
-        let reason = if d.offset >= inm.granted.max(1) {
-            Some(DropReason::BadOffset)
-        } else if buffered + growth > max_buffered {
-            Some(DropReason::BufferLimit)
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            self.metrics.count_drop(reason);
-            if created {
-                r.inm = None;
-                if r.state == State::ServerIncoming {
-                    // Nothing kept: forget the RPC; the client will retry.
-                    self.free_rpc(idx);
-                }
-            }
-            return;
-        }
+        let created = r.inm.is_none();
+        let inm = r
+            .inm
+            .get_or_insert_with(|| Box::new(InMessage::new(d.message_length, claim, birth)));
+        let before = inm.buffered();
         if inm.insert(d.offset, &payload) == Insert::Duplicate {
             self.metrics.count_drop(DropReason::Duplicate);
             return;
         }
+        let grown = inm.buffered() - before;
         let complete = inm.is_complete();
         let needs_grants = inm.granted < inm.length;
+        r.last_heard = now;
+        if let Some(out) = r.out.as_mut().filter(|_| r.state == State::Client) {
+            // Response data: the server has the whole request.
+            out.next_offset = out.length;
+            out.started = true;
+            out.resend = None;
+        }
         let in_incoming = r.in_incoming;
-        self.buffered += growth;
+        self.buffered += grown;
         if created {
             self.births += 1;
         }

@@ -51,9 +51,11 @@
 //! ## Bad input
 //!
 //! Nothing from the network can panic the engine, and no packet makes it
-//! allocate more than the configured limits: a message buffer is never sized
-//! from a packet's claim, only from bytes that actually arrived (within
-//! [`Config::max_buffered_bytes`]). What happens to each kind of bad packet
+//! allocate more than the configured limits: a message buffer holds only
+//! bytes that actually arrived (within [`Config::max_buffered_bytes`]), never
+//! space a packet's length, offset or claim asks for. Every check on a packet
+//! happens before anything changes, so a dropped packet leaves no trace but
+//! its counter. What happens to each kind of bad packet
 //! (each row has a test in `tests/bad_input.rs`):
 //!
 //! | packet | what the engine does | counted in [`Metrics`] |
@@ -64,7 +66,7 @@
 //! | ACK with more than 5 acks | dropped | `drops_malformed` |
 //! | DATA whose offset + length reach past its message length, or an empty payload in a non-empty message | dropped | `drops_bad_offset` |
 //! | DATA whose message length differs from the message's first packet | dropped | `drops_bad_offset` |
-//! | DATA starting at or past what the receiver granted (or, for a message's first packet, past its unscheduled claim capped at `max_incoming`) | dropped; the buffer never grows on a claim | `drops_bad_offset` |
+//! | DATA starting at or past what the receiver granted (for a message's first packet: past the sender's `incoming` claim, capped at `max_incoming`; later claims are ignored) | dropped; nothing about the message changes | `drops_bad_offset` |
 //! | DATA with a message length over [`Config::max_message_length`] | dropped; nothing allocated | `drops_too_long` |
 //! | DATA for an unknown client RPC (e.g. one aborted here) | dropped; answered with RPC_UNKNOWN so the server frees its side | `drops_unknown_rpc` |
 //! | GRANT, BUSY or RPC_UNKNOWN for an unknown RPC | dropped | `drops_unknown_rpc` |

@@ -75,11 +75,11 @@ impl OutMessage {
 
 /// An incoming message being reassembled.
 ///
-/// Payloads are copied on arrival into one buffer that grows to the highest
-/// byte received, so packet buffers are released at once and completion needs
-/// no second copy. The buffer never grows past what the receiver granted plus
-/// one packet (checked by the caller), so its size follows our own grants,
-/// never a packet's claim.
+/// In-order payloads are appended to one buffer holding the contiguous prefix
+/// received so far, so packet buffers are released at once and completion
+/// needs no second copy. A payload that arrives ahead of a gap is kept as an
+/// exact-size copy until the gap fills. Either way the engine holds only bytes
+/// that arrived, never space a packet's offset or claim asks for.
 #[derive(Debug)]
 pub(crate) struct InMessage {
     pub length: u32,
@@ -89,8 +89,12 @@ pub(crate) struct InMessage {
     pub granted: u32,
     /// Sorted, disjoint, non-adjacent ranges of received bytes.
     ranges: Vec<(u32, u32)>,
-    /// The message so far; bytes in gaps are zero until they arrive.
+    /// The contiguous prefix `[0, buf.len())` of the message.
     buf: Vec<u8>,
+    /// Pieces received beyond a gap: (offset, bytes), in arrival order.
+    ahead: Vec<(u32, Vec<u8>)>,
+    /// Bytes held in `ahead`.
+    ahead_bytes: usize,
     /// Arrival order, for FIFO grants and ties.
     pub birth: u64,
     /// An empty message's one packet arrived.
@@ -114,25 +118,22 @@ impl InMessage {
             granted: granted.min(length),
             ranges: Vec::new(),
             buf: Vec::new(),
+            ahead: Vec::new(),
+            ahead_bytes: 0,
             birth,
             got_empty: false,
         }
     }
 
     /// Bytes of memory this message holds (counted against
-    /// `max_buffered_bytes`).
+    /// `max_buffered_bytes`): only bytes that arrived.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// How much [`buffered`](Self::buffered) would grow to take a payload
-    /// ending at `end`.
-    pub fn growth_for(&self, end: u32) -> usize {
-        (end as usize).saturating_sub(self.buf.len())
+        self.buf.len() + self.ahead_bytes
     }
 
     /// Record `payload` at `offset`. The caller has checked that
-    /// `offset + payload.len() <= length`.
+    /// `offset + payload.len() <= length`. [`buffered`](Self::buffered) grows
+    /// by at most `payload.len()`.
     pub fn insert(&mut self, offset: u32, payload: &[u8]) -> Insert {
         let end = offset + payload.len() as u32;
         let added = add_range(&mut self.ranges, offset, end);
@@ -145,16 +146,34 @@ impl InMessage {
         }
         self.received += added;
         let (start, end) = (offset as usize, end as usize);
-        if start == self.buf.len() {
-            // In order: append, no zero fill.
-            self.buf.extend_from_slice(payload);
-        } else {
-            if end > self.buf.len() {
-                self.buf.resize(end, 0);
-            }
-            self.buf[start..end].copy_from_slice(payload);
+        let filled = self.buf.len();
+        if start > filled {
+            // Ahead of a gap: keep an exact copy until the gap fills.
+            self.ahead_bytes += payload.len();
+            self.ahead.push((offset, payload.to_vec()));
+            return Insert::New(added);
+        }
+        if end > filled {
+            self.buf.extend_from_slice(&payload[filled - start..]);
+            self.absorb_ahead();
         }
         Insert::New(added)
+    }
+
+    /// Move pieces that now touch the prefix into it.
+    fn absorb_ahead(&mut self) {
+        while !self.ahead.is_empty() {
+            let filled = self.buf.len();
+            let Some(i) = self.ahead.iter().position(|(o, _)| *o as usize <= filled) else {
+                return;
+            };
+            let (o, piece) = self.ahead.swap_remove(i);
+            self.ahead_bytes -= piece.len();
+            let skip = filled - o as usize;
+            if piece.len() > skip {
+                self.buf.extend_from_slice(&piece[skip..]);
+            }
+        }
     }
 
     pub fn is_complete(&self) -> bool {
@@ -181,6 +200,7 @@ impl InMessage {
     /// The whole message; only call when complete. No copy.
     pub fn assemble(self) -> Bytes {
         debug_assert_eq!(self.buf.len(), self.length as usize);
+        debug_assert!(self.ahead.is_empty());
         Bytes::from(self.buf)
     }
 }
@@ -247,6 +267,21 @@ mod tests {
         assert_eq!(m.insert(50, &body[50..]), Insert::Duplicate);
         assert_eq!(m.insert(0, &body[..60]), Insert::New(50));
         assert!(m.is_complete());
+        assert_eq!(&m.assemble()[..], &body[..]);
+    }
+
+    #[test]
+    fn out_of_order_piece_holds_only_its_bytes() {
+        let body: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+        let mut m = InMessage::new(3000, 3000, 0);
+        m.insert(2990, &body[2990..]);
+        assert_eq!(m.buffered(), 10);
+        m.insert(1000, &body[1000..2000]);
+        assert_eq!(m.buffered(), 1010);
+        m.insert(0, &body[..1500]); // overlaps the piece at 1000
+        m.insert(2000, &body[2000..2995]); // overlaps the piece at 2990
+        assert!(m.is_complete());
+        assert_eq!(m.buffered(), 3000);
         assert_eq!(&m.assemble()[..], &body[..]);
     }
 
