@@ -309,29 +309,26 @@ fn lost_last_data_packet_recovers() {
     assert_eq!(net.stats().dropped.filter, 1);
 }
 
-#[test]
-fn lost_ack_recovers() {
-    let (mut net, id) = one_rpc_losing(PacketType::Ack, 100, |_| true);
+/// Lose the first `ty` of the end-of-RPC handshake (the server's NEED_ACK or
+/// the client's ACK): the server asks again and frees its RPC on the next ACK.
+fn lost_ack_handshake_packet_recovers(ty: PacketType) {
+    let (mut net, id) = one_rpc_losing(ty, 100, |_| true);
     assert_response(&net, id, 100);
-    // The server asks again (NEED_ACK) and frees its RPC on the second ACK.
     assert_no_state_left(&mut net);
     assert_eq!(net.stats().dropped.filter, 1, "exactly one packet was lost");
-    assert!(
-        net.node(HostId(1)).endpoint().metrics().packets_out[PacketType::NeedAck as usize - 0x10]
-            >= 2
-    );
+    let need_acks =
+        net.node(HostId(1)).endpoint().metrics().packets_out[PacketType::NeedAck as usize - 0x10];
+    assert!(need_acks >= 2, "the server asked again");
+}
+
+#[test]
+fn lost_ack_recovers() {
+    lost_ack_handshake_packet_recovers(PacketType::Ack);
 }
 
 #[test]
 fn lost_need_ack_recovers() {
-    let (mut net, id) = one_rpc_losing(PacketType::NeedAck, 100, |_| true);
-    assert_response(&net, id, 100);
-    assert_no_state_left(&mut net);
-    assert_eq!(net.stats().dropped.filter, 1, "exactly one packet was lost");
-    assert!(
-        net.node(HostId(1)).endpoint().metrics().packets_out[PacketType::NeedAck as usize - 0x10]
-            >= 2
-    );
+    lost_ack_handshake_packet_recovers(PacketType::NeedAck);
 }
 
 #[test]
