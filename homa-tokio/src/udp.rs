@@ -506,6 +506,20 @@ fn gso_run(ts: &[Transmit]) -> usize {
 
 impl Datapath for UdpDatapath {
     fn poll_recv(&self, cx: &mut Context<'_>, out: &mut Vec<Incoming>) -> Poll<io::Result<usize>> {
+        {
+            // Unreachable destinations learned while sending (the kernel
+            // reports a pending ICMP error on whichever call comes first).
+            let mut st = self.recv.lock().unwrap_or_else(|e| e.into_inner());
+            if !st.unreachable.is_empty() {
+                let n = st.unreachable.len();
+                out.extend(
+                    st.unreachable
+                        .drain(..)
+                        .map(|destination| Incoming::Unreachable { destination }),
+                );
+                return Poll::Ready(Ok(n));
+            }
+        }
         loop {
             std::task::ready!(self.socket.poll_recv_ready(cx))?;
             match self
