@@ -1,0 +1,135 @@
+//! The [`Datapath`] trait: what the driver needs from whatever moves packets.
+
+use std::fmt::Debug;
+use std::io;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use homa_core::Transmit;
+
+/// Something a datapath received.
+///
+/// ```
+/// use homa_tokio::Incoming;
+/// let i = Incoming::Packet { from: "127.0.0.1:9".parse().unwrap(), data: bytes::Bytes::new() };
+/// assert!(matches!(i, Incoming::Packet { .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// One Homa packet (the UDP payload in UDP mode) from `from`.
+    Packet {
+        /// Sender's address.
+        from: SocketAddr,
+        /// The packet, headers included.
+        data: Bytes,
+    },
+    /// The network reported that `destination` cannot be reached (for UDP:
+    /// an ICMP port or host unreachable for a packet sent there). The driver
+    /// fails the client RPCs to that address with
+    /// [`Error::PeerUnreachable`](crate::Error::PeerUnreachable).
+    Unreachable {
+        /// The address our packet was sent to.
+        destination: SocketAddr,
+    },
+}
+
+/// Moves Homa packets between the engine and a network, in batches.
+///
+/// In the spirit of quinn's `AsyncUdpSocket`: poll-based, `&self`, and
+/// batch-oriented, so that the kernel UDP datapath ([`UdpDatapath`](crate::UdpDatapath))
+/// and a kernel-bypass (DPDK) datapath can both implement it. One driver task
+/// calls these methods; implementations may still use interior mutability
+/// freely, since calls never overlap in practice.
+///
+/// A datapath decides nothing about the protocol: it never drops, reorders or
+/// delays a packet on purpose (test wrappers aside) and never looks inside
+/// one except to batch it.
+///
+/// ```
+/// use homa_tokio::{Datapath, Incoming};
+/// use std::task::{Context, Poll};
+/// use std::{io, net::SocketAddr};
+///
+/// /// A datapath that sends nothing anywhere and never receives.
+/// #[derive(Debug)]
+/// struct Void(SocketAddr);
+/// impl Datapath for Void {
+///     fn poll_recv(&self, _: &mut Context<'_>, _: &mut Vec<Incoming>) -> Poll<io::Result<usize>> {
+///         Poll::Pending
+///     }
+///     fn poll_send(&self, _: &mut Context<'_>, t: &[homa_core::Transmit]) -> Poll<io::Result<usize>> {
+///         Poll::Ready(Ok(t.len()))
+///     }
+///     fn local_addr(&self) -> io::Result<SocketAddr> { Ok(self.0) }
+///     fn max_packet_size(&self) -> usize { 1472 }
+///     fn link_rate_bps(&self) -> u64 { 10_000_000_000 }
+/// }
+/// ```
+pub trait Datapath: Debug + Send + Sync + 'static {
+    /// Receive a batch: append what arrived to `out` and return how many
+    /// entries were appended (at least one), or `Pending` after arranging for
+    /// `cx` to be woken when more may arrive.
+    ///
+    /// # Errors
+    /// An I/O error the driver cannot recover from; the endpoint shuts down.
+    fn poll_recv(&self, cx: &mut Context<'_>, out: &mut Vec<Incoming>) -> Poll<io::Result<usize>>;
+
+    /// Send a prefix of `transmits` and return its length (at least one when
+    /// `transmits` is not empty), or `Pending` after arranging for `cx` to be
+    /// woken when the datapath can take more. Packets that cannot be
+    /// delivered (no route, unreachable) count as sent: loss is the engine's
+    /// business.
+    ///
+    /// # Errors
+    /// An I/O error the driver cannot recover from; the endpoint shuts down.
+    fn poll_send(&self, cx: &mut Context<'_>, transmits: &[Transmit]) -> Poll<io::Result<usize>>;
+
+    /// Receive without waiting and without registering a waker, for busy
+    /// polling; returns how many entries were appended (0 if nothing was
+    /// waiting). The default never finds anything, which turns busy polling
+    /// off for datapaths that cannot do better than [`poll_recv`](Self::poll_recv).
+    ///
+    /// # Errors
+    /// As for [`poll_recv`](Self::poll_recv).
+    fn try_recv(&self, out: &mut Vec<Incoming>) -> io::Result<usize> {
+        let _ = out;
+        Ok(0)
+    }
+
+    /// The address the engine sends from.
+    ///
+    /// # Errors
+    /// If the datapath cannot tell (for example, its socket is gone).
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Largest Homa packet (header and payload) this datapath carries; the
+    /// driver sets the engine's `max_packet_size` to it.
+    fn max_packet_size(&self) -> usize;
+
+    /// Rate of the link in bits per second; the driver sets the engine's
+    /// pacer (`link_rate_bps`) to it.
+    fn link_rate_bps(&self) -> u64;
+}
+
+impl<D: Datapath + ?Sized> Datapath for std::sync::Arc<D> {
+    fn poll_recv(&self, cx: &mut Context<'_>, out: &mut Vec<Incoming>) -> Poll<io::Result<usize>> {
+        (**self).poll_recv(cx, out)
+    }
+    fn poll_send(&self, cx: &mut Context<'_>, transmits: &[Transmit]) -> Poll<io::Result<usize>> {
+        (**self).poll_send(cx, transmits)
+    }
+    fn try_recv(&self, out: &mut Vec<Incoming>) -> io::Result<usize> {
+        (**self).try_recv(out)
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        (**self).local_addr()
+    }
+    fn max_packet_size(&self) -> usize {
+        (**self).max_packet_size()
+    }
+    fn link_rate_bps(&self) -> u64 {
+        (**self).link_rate_bps()
+    }
+}

@@ -1,0 +1,380 @@
+//! [`Socket`]: the message-level API (the Linux `sendmsg`/`recvmsg` shape).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use homa_core::{Config, Endpoint, Metrics, RpcId, ServerRpcId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::datapath::Datapath;
+use crate::driver::{Command, Driver, DriverOptions, Inbox, InboxItem, Inner};
+use crate::error::Error;
+use crate::udp::{UdpConfig, UdpDatapath};
+
+/// Configuration of a [`Socket`] (and of a [`Client`](crate::Client) or
+/// [`Server`](crate::Server)).
+///
+/// ```
+/// use homa_tokio::SocketConfig;
+/// use std::time::Duration;
+/// let mut config = SocketConfig::default();
+/// config.engine.timeout = Duration::from_millis(500);
+/// config.udp.max_packet_size = 9_000;
+/// config.busy_poll = Some(Duration::from_micros(50));
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SocketConfig {
+    /// The engine's configuration. Its `max_packet_size` and
+    /// `link_rate_bps` are overwritten with the datapath's values; a `seed`
+    /// of 0 is replaced with a random one.
+    pub engine: Config,
+    /// Options of the UDP datapath (ignored by [`Socket::with_datapath`]).
+    pub udp: UdpConfig,
+    /// Busy polling: when idle, the driver spins on the datapath for up to
+    /// this long before sleeping, trading a CPU for the wake-up latency
+    /// (Linux Homa spins up to 100 µs). Default `None`.
+    pub busy_poll: Option<Duration>,
+}
+
+/// The sending half every handle shares; when the last one is dropped, the
+/// driver finishes what it owes and exits.
+pub(crate) struct Handle {
+    pub cmd: mpsc::UnboundedSender<Command>,
+    pub inner: Arc<Inner>,
+}
+
+impl Handle {
+    pub fn send(&self, cmd: Command) -> Result<(), Error> {
+        self.cmd.send(cmd).map_err(|_| Error::Shutdown)
+    }
+
+    pub fn next_token(&self) -> u64 {
+        self.inner.next_token.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn check_length(&self, len: usize) -> Result<(), Error> {
+        let max = self.inner.config.max_message_length;
+        if len > max as usize {
+            return Err(Error::MessageTooLarge { len, max });
+        }
+        Ok(())
+    }
+}
+
+/// A Homa endpoint: send requests, receive requests and responses, reply.
+///
+/// One socket is one engine driven by one tokio task, on one datapath (a
+/// UDP socket by default). Cloning is cheap and shares the endpoint; the
+/// endpoint shuts down when the last clone (and every [`Request`] and call
+/// in flight) is gone, after it has finished sending the responses it owes.
+///
+/// Homa server ports are 1–32767 and client ports 32768–65535: a socket
+/// bound to port 0 gets a kernel-chosen port, which on Linux is a client
+/// port (use [`Server::bind`](crate::Server::bind) to get a free server
+/// port).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), homa_tokio::Error> {
+/// use homa_tokio::{Message, Server, Socket, SocketConfig};
+/// // Requests need a server port (1..=32767): Server::bind picks a free one.
+/// let server = Server::bind("127.0.0.1:0".parse().unwrap(), SocketConfig::default()).await?;
+/// let server: Socket = server.socket().clone();
+/// let client = Socket::bind("127.0.0.1:0".parse().unwrap(), SocketConfig::default()).await?;
+/// let id = client.send(server.local_addr(), "ping".into()).await?;
+/// let Message::Request(req) = server.recv().await? else { unreachable!() };
+/// assert_eq!(&req.body()[..], b"ping");
+/// req.respond("pong".into())?;
+/// let Message::Response { id: done, result } = client.recv().await? else { unreachable!() };
+/// assert_eq!(done, id);
+/// assert_eq!(&result?[..], b"pong");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Socket {
+    pub(crate) handle: Arc<Handle>,
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("local", &self.handle.inner.local)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Socket::recv`] returns.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Message {
+    /// A request from a client; answer it with [`Request::respond`].
+    Request(Request),
+    /// The outcome of a request sent with [`Socket::send`].
+    Response {
+        /// The id [`Socket::send`] returned.
+        id: RpcId,
+        /// The response, or why the RPC failed.
+        result: Result<Bytes, Error>,
+    },
+}
+
+/// A request received by a server. Answer it with
+/// [`respond`](Request::respond); dropping it unanswered drops the RPC (the
+/// client then times out, and a retransmitted copy is not delivered again).
+///
+/// ```no_run
+/// # async fn f(server: homa_tokio::Server) -> Result<(), homa_tokio::Error> {
+/// while let Some(req) = server.next_request().await {
+///     let reply = req.body().to_ascii_uppercase();
+///     req.respond(reply.into())?;
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Request {
+    rpc: ServerRpcId,
+    body: Bytes,
+    handle: Option<Arc<Handle>>,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("rpc", &self.rpc)
+            .field("len", &self.body.len())
+            .finish()
+    }
+}
+
+impl Request {
+    /// The request message.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Take the request message out (the request can still be answered).
+    pub fn take_body(&mut self) -> Bytes {
+        std::mem::take(&mut self.body)
+    }
+
+    /// Who sent it, and the server-side RPC id.
+    pub fn rpc(&self) -> ServerRpcId {
+        self.rpc
+    }
+
+    /// The client's address.
+    pub fn client(&self) -> SocketAddr {
+        self.rpc.client
+    }
+
+    /// Send `body` as the response. Returns as soon as the driver has the
+    /// response; the engine then sends it (and retransmits it as needed).
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] (nothing is sent; the request is dropped),
+    /// or [`Error::Shutdown`].
+    pub fn respond(mut self, body: Bytes) -> Result<(), Error> {
+        let handle = self.handle.take().ok_or(Error::Shutdown)?;
+        if let Err(e) = handle.check_length(body.len()) {
+            let _ = handle.send(Command::DropRequest(self.rpc));
+            return Err(e);
+        }
+        handle.send(Command::Respond {
+            rpc: self.rpc,
+            body,
+        })
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.send(Command::DropRequest(self.rpc));
+        }
+    }
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() | 1
+}
+
+impl Socket {
+    /// Bind a socket on UDP at `addr` and start its driver task. Must be
+    /// called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the UDP socket cannot be bound or the configuration
+    /// is invalid.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: nothing is started until the future completes.
+    pub async fn bind(addr: SocketAddr, config: SocketConfig) -> Result<Socket, Error> {
+        let dp = UdpDatapath::bind(addr, &config.udp)?;
+        Socket::with_datapath(Arc::new(dp), config)
+    }
+
+    /// Start an endpoint on any [`Datapath`] (a test wrapper, a kernel
+    /// bypass datapath). Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the datapath has no local address or the engine
+    /// configuration is invalid.
+    ///
+    /// ```no_run
+    /// # fn f() -> Result<(), homa_tokio::Error> {
+    /// use homa_tokio::{Socket, SocketConfig, UdpConfig, UdpDatapath};
+    /// use std::sync::Arc;
+    /// let dp = UdpDatapath::bind("127.0.0.1:4000".parse().unwrap(), &UdpConfig::default())?;
+    /// let socket = Socket::with_datapath(Arc::new(dp), SocketConfig::default())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_datapath(dp: Arc<dyn Datapath>, config: SocketConfig) -> Result<Socket, Error> {
+        let local = dp.local_addr()?;
+        let mut engine = config.engine;
+        engine.max_packet_size = dp.max_packet_size();
+        engine.link_rate_bps = dp.link_rate_bps();
+        if engine.seed == 0 {
+            engine.seed = random_seed();
+        }
+        let endpoint = Endpoint::new(engine.clone(), local)
+            .map_err(|e| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let inner = Arc::new(Inner {
+            inbox: Mutex::new(Inbox::default()),
+            local,
+            config: engine,
+            next_token: AtomicU64::new(0),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let driver = Driver::new(
+            endpoint,
+            dp,
+            inner.clone(),
+            rx,
+            DriverOptions {
+                busy_poll: config.busy_poll,
+            },
+        );
+        tokio::spawn(driver.run());
+        Ok(Socket {
+            handle: Arc::new(Handle { cmd: tx, inner }),
+        })
+    }
+
+    /// The address peers reach this socket at.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.inner.local
+    }
+
+    /// The engine configuration in use (with the datapath's packet size and
+    /// link rate filled in).
+    pub fn config(&self) -> &Config {
+        &self.handle.inner.config
+    }
+
+    /// Send `body` as a request to the server at `dest`; the response (or
+    /// the failure) arrives later from [`recv`](Self::recv) as
+    /// [`Message::Response`] with the returned id.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] (nothing is sent), [`Error::Refused`] (too
+    /// many RPCs, or `dest` is not a server port), [`Error::Shutdown`].
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: if the future is dropped after the driver took the
+    /// request, the request is sent and its response arrives from `recv`
+    /// under an id the caller never learned.
+    pub async fn send(&self, dest: SocketAddr, body: Bytes) -> Result<RpcId, Error> {
+        self.handle.check_length(body.len())?;
+        let (reply, rx) = oneshot::channel();
+        self.handle.send(Command::Send { dest, body, reply })?;
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    /// Answer the request `rpc` (from a [`Request`] taken apart with
+    /// [`Request::rpc`]); most code calls [`Request::respond`] instead.
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] or [`Error::Shutdown`].
+    pub fn reply(&self, rpc: ServerRpcId, body: Bytes) -> Result<(), Error> {
+        self.handle.check_length(body.len())?;
+        self.handle.send(Command::Respond { rpc, body })
+    }
+
+    /// Abort a request sent with [`send`](Self::send): its state is freed on
+    /// both sides and no response is reported. Does nothing if it already
+    /// finished.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`].
+    pub fn abort(&self, id: RpcId) -> Result<(), Error> {
+        self.handle.send(Command::Abort(id))
+    }
+
+    /// The next request for this socket, or the next response to a request
+    /// it sent.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] once the endpoint is closed.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a message is taken from the queue only when the future
+    /// completes.
+    pub async fn recv(&self) -> Result<Message, Error> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The poll twin of [`recv`](Self::recv): `Ready` with the next message,
+    /// or `Pending` after registering `cx` to be woken when one arrives.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] once the endpoint is closed.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message, Error>> {
+        self.handle.inner.poll_inbox(cx).map(|item| match item {
+            None => Err(Error::Shutdown),
+            Some(InboxItem::Request { rpc, body }) => Ok(Message::Request(Request {
+                rpc,
+                body,
+                handle: Some(self.handle.clone()),
+            })),
+            Some(InboxItem::Response { id, result }) => Ok(Message::Response { id, result }),
+        })
+    }
+
+    /// A snapshot of the engine's counters and gauges.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] once the endpoint is closed.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn metrics(&self) -> Result<Metrics, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.handle.send(Command::Metrics(reply))?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Shut the endpoint down now, for every clone: calls in flight fail with
+    /// [`Error::Shutdown`], queued requests are dropped, and the driver exits
+    /// once the responses already given are delivered (or after the
+    /// configured timeout).
+    pub fn close(&self) {
+        let _ = self.handle.send(Command::Close);
+    }
+
+    /// Whether the endpoint's driver has exited.
+    pub fn is_closed(&self) -> bool {
+        self.handle.cmd.is_closed()
+    }
+}

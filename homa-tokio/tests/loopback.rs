@@ -1,0 +1,454 @@
+//! End-to-end tests over real UDP on loopback. None asserts a wall-clock
+//! timing; waits for an eventual state poll with a generous deadline.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use homa_core::Transmit;
+use homa_tokio::{
+    Client, Datapath, Error, Incoming, Metrics, Server, Socket, SocketConfig, UdpConfig,
+    UdpDatapath,
+};
+
+fn localhost() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// Deterministic message contents for RPC `i` of `len` bytes.
+fn body(i: u64, len: usize) -> Bytes {
+    let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Sizes from 1 B to 100 KB, log-uniform, so most are small and a few big.
+fn size(i: u64) -> usize {
+    let u = (i.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64;
+    (100_000f64.powf(u) as usize).clamp(1, 100_000)
+}
+
+/// An echo server; returns its address and handle.
+async fn echo_server(config: SocketConfig) -> Server {
+    let server = Server::bind(localhost(), config).await.unwrap();
+    let s = server.clone();
+    tokio::spawn(async move {
+        while let Some(req) = s.next_request().await {
+            let b = req.body().clone();
+            let _ = req.respond(b);
+        }
+    });
+    server
+}
+
+/// Poll `f` until it holds, for up to 10 s (a hang guard, not a timing).
+async fn eventually<F, Fut>(mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..1000 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition never held");
+}
+
+fn idle_rpcs(m: &Metrics) -> bool {
+    m.active_client_rpcs == 0 && m.active_server_rpcs == 0 && m.outgoing_messages == 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_concurrent_rpcs_of_mixed_sizes() {
+    let mut config = SocketConfig::default();
+    // Correctness under overload, not latency: 10,000 requests arrive at
+    // once, so give loss recovery room before an RPC is declared dead.
+    config.engine.timeout = Duration::from_secs(5);
+    let server = echo_server(config.clone()).await;
+    let client = Client::bind(localhost(), config).await.unwrap();
+    let dest = server.local_addr();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..10_000u64 {
+        let c = client.clone();
+        calls.spawn(async move {
+            let b = body(i, size(i));
+            let r = c.call(dest, b.clone()).await.unwrap();
+            assert!(r == b, "RPC {i}: response differs from request");
+            b.len()
+        });
+    }
+    let mut bytes = 0;
+    while let Some(r) = calls.join_next().await {
+        bytes += r.unwrap();
+    }
+    assert!(bytes > 10_000);
+    let m = client.metrics().await.unwrap();
+    assert_eq!(m.responses_delivered, 10_000);
+    assert_eq!(m.active_client_rpcs, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn largest_message_round_trips_and_larger_is_refused_unsent() {
+    let server = echo_server(SocketConfig::default()).await;
+    let client = Client::bind(localhost(), SocketConfig::default())
+        .await
+        .unwrap();
+    let max = client.socket().config().max_message_length as usize;
+    assert_eq!(max, 1_000_000);
+    let b = body(1, max);
+    assert!(client.call(server.local_addr(), b.clone()).await.unwrap() == b);
+
+    let before = client.metrics().await.unwrap();
+    let err = client
+        .call(server.local_addr(), body(2, max + 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::MessageTooLarge { len, max: m } if len == max + 1 && m as usize == max)
+    );
+    let after = client.metrics().await.unwrap();
+    assert_eq!(before.packets_out, after.packets_out, "nothing was sent");
+    assert_eq!(after.active_client_rpcs, 0);
+
+    // The socket API refuses it the same way.
+    let err = client
+        .socket()
+        .send(server.local_addr(), body(3, max + 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::MessageTooLarge { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_call_aborts_it_on_both_sides() {
+    // A server that holds requests and never answers.
+    let server = Server::bind(localhost(), SocketConfig::default())
+        .await
+        .unwrap();
+    let s = server.clone();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h = held.clone();
+    tokio::spawn(async move {
+        while let Some(req) = s.next_request().await {
+            h.lock().unwrap().push(req);
+        }
+    });
+    let client = Client::bind(localhost(), SocketConfig::default())
+        .await
+        .unwrap();
+    let dest = server.local_addr();
+
+    // A small request that reaches the server, then a large one cut off
+    // mid-flight.
+    let small = client.call(dest, body(1, 100));
+    let small = tokio::spawn(small);
+    eventually(|| async { held.lock().unwrap().len() == 1 }).await;
+    small.abort();
+    let large = client.call(dest, body(2, 1_000_000));
+    let large = tokio::spawn(large);
+    eventually(|| async { server.metrics().await.unwrap().packets_in[0] > 2 }).await;
+    large.abort();
+
+    eventually(|| async {
+        let c = client.metrics().await.unwrap();
+        let s = server.metrics().await.unwrap();
+        idle_rpcs(&c) && s.active_server_rpcs == 0 && s.incoming_messages == 0
+    })
+    .await;
+    // The held request can no longer be answered; responding is harmless.
+    for req in held.lock().unwrap().drain(..) {
+        let _ = req.respond("late".into());
+    }
+    let c = client.metrics().await.unwrap();
+    assert_eq!(c.responses_delivered, 0);
+}
+
+/// A datapath wrapper that can go silent (a crashed host), and that can
+/// drop, duplicate and reorder what it receives.
+#[derive(Debug)]
+struct Faulty {
+    inner: UdpDatapath,
+    dead: AtomicBool,
+    loss: Option<Mutex<LossState>>,
+}
+
+#[derive(Debug)]
+struct LossState {
+    rng: u64,
+    held: Option<Incoming>,
+    stats: [u64; 3],
+}
+
+impl LossState {
+    fn next(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng % 100
+    }
+}
+
+/// A UDP datapath on a free Homa server port (1024..=32767) or, with
+/// `server` false, on a kernel-chosen port.
+fn bind_udp(server: bool) -> UdpDatapath {
+    if !server {
+        return UdpDatapath::bind(localhost(), &UdpConfig::default()).unwrap();
+    }
+    let start = std::process::id() as usize * 7919;
+    for i in 0..1000 {
+        let port = 1024 + (start + i * 61) % (32_768 - 1024);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if let Ok(dp) = UdpDatapath::bind(addr, &UdpConfig::default()) {
+            return dp;
+        }
+    }
+    panic!("no free server port");
+}
+
+impl Faulty {
+    fn bind(server: bool, lossy: bool, seed: u64) -> Arc<Faulty> {
+        Arc::new(Faulty {
+            inner: bind_udp(server),
+            dead: AtomicBool::new(false),
+            loss: lossy.then(|| {
+                Mutex::new(LossState {
+                    rng: seed | 1,
+                    held: None,
+                    stats: [0; 3],
+                })
+            }),
+        })
+    }
+}
+
+impl Datapath for Faulty {
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Incoming>,
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            let mut got = Vec::new();
+            std::task::ready!(self.inner.poll_recv(cx, &mut got))?;
+            if self.dead.load(Ordering::Relaxed) {
+                continue;
+            }
+            let Some(loss) = &self.loss else {
+                let n = got.len();
+                out.extend(got);
+                return Poll::Ready(Ok(n));
+            };
+            let mut st = loss.lock().unwrap();
+            let before = out.len();
+            for p in got {
+                match st.next() {
+                    0..=4 => st.stats[0] += 1, // dropped (5%)
+                    5..=7 => {
+                        st.stats[1] += 1; // duplicated (3%)
+                        out.push(p.clone());
+                        out.push(p);
+                    }
+                    8..=12 => {
+                        // reordered (5%): delivered after a later packet
+                        st.stats[2] += 1;
+                        if let Some(h) = st.held.replace(p) {
+                            out.push(h);
+                        }
+                    }
+                    _ => {
+                        out.push(p);
+                        if let Some(h) = st.held.take() {
+                            out.push(h);
+                        }
+                    }
+                }
+            }
+            if out.len() > before {
+                return Poll::Ready(Ok(out.len() - before));
+            }
+        }
+    }
+
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        transmits: &[Transmit],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.dead.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(transmits.len()));
+        }
+        self.inner.poll_send(cx, transmits)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    fn max_packet_size(&self) -> usize {
+        self.inner.max_packet_size()
+    }
+
+    fn link_rate_bps(&self) -> u64 {
+        self.inner.link_rate_bps()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_times_out_its_clients() {
+    let mut config = SocketConfig::default();
+    config.engine.timeout = Duration::from_millis(30);
+    // A server on a host that will crash: its datapath goes silent (no ICMP
+    // either, unlike a closed port).
+    let dp = Faulty::bind(true, false, 0);
+    let server = Server::from_socket(Socket::with_datapath(dp.clone(), config.clone()).unwrap());
+    let s = server.clone();
+    let serving = tokio::spawn(async move {
+        while let Some(req) = s.next_request().await {
+            let b = req.body().clone();
+            let _ = req.respond(b);
+        }
+    });
+    let client = Client::bind(localhost(), config).await.unwrap();
+    let dest = server.local_addr();
+    assert_eq!(
+        &client.call(dest, "alive?".into()).await.unwrap()[..],
+        b"alive?"
+    );
+
+    dp.dead.store(true, Ordering::Relaxed);
+    serving.abort();
+    drop(server);
+    let err = client.call(dest, body(1, 5_000)).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err:?}");
+    let m = client.metrics().await.unwrap();
+    assert_eq!(m.client_timeouts, 1);
+    assert_eq!(m.active_client_rpcs, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_port_is_unreachable() {
+    let server = Server::bind(localhost(), SocketConfig::default())
+        .await
+        .unwrap();
+    let dest = server.local_addr();
+    let socket = server.socket().clone();
+    drop(server);
+    socket.close();
+    eventually(|| async { socket.is_closed() }).await;
+    drop(socket);
+    // The driver task may still hold the UDP socket for an instant.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let mut config = SocketConfig::default();
+    config.engine.timeout = Duration::from_millis(200);
+    let client = Client::bind(localhost(), config).await.unwrap();
+    let err = client.call(dest, "anyone?".into()).await.unwrap_err();
+    assert!(
+        matches!(err, Error::PeerUnreachable(a) if a == dest),
+        "{err:?}"
+    );
+    assert_eq!(client.metrics().await.unwrap().active_client_rpcs, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_requests_in_service() {
+    let server = Server::bind(localhost(), SocketConfig::default())
+        .await
+        .unwrap()
+        .with_concurrency_limit(8);
+    let dest = server.local_addr();
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let st = started.clone();
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let service = tower::service_fn(move |b: Bytes| {
+        let (st, g) = (st.clone(), g.clone());
+        async move {
+            st.fetch_add(1, Ordering::SeqCst);
+            g.notified().await;
+            Ok::<_, std::convert::Infallible>(b)
+        }
+    });
+    let srv = server.clone();
+    let serving = tokio::spawn(async move { srv.serve(service).await });
+    let client = Client::bind(localhost(), SocketConfig::default())
+        .await
+        .unwrap();
+    let calls: Vec<_> = (0..8u64)
+        .map(|i| tokio::spawn(client.call(dest, body(i, 1000))))
+        .collect();
+    eventually(|| async { started.load(Ordering::SeqCst) == 8 }).await;
+
+    server.shutdown();
+    assert!(!serving.is_finished());
+    gate.notify_waiters();
+    for (i, c) in calls.into_iter().enumerate() {
+        assert!(c.await.unwrap().unwrap() == body(i as u64, 1000));
+    }
+    serving.await.unwrap().unwrap();
+    assert!(server.next_request().await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpcs_survive_loss_duplication_and_reordering() {
+    let mut config = SocketConfig::default();
+    config.engine.timeout = Duration::from_secs(5);
+    let sdp = Faulty::bind(true, true, 7);
+    let server = Server::from_socket(Socket::with_datapath(sdp.clone(), config.clone()).unwrap());
+    let s = server.clone();
+    tokio::spawn(async move {
+        while let Some(req) = s.next_request().await {
+            let b = req.body().clone();
+            let _ = req.respond(b);
+        }
+    });
+    let cdp = Faulty::bind(false, true, 11);
+    let client = Client::from_socket(Socket::with_datapath(cdp.clone(), config).unwrap());
+    let dest = server.local_addr();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..300u64 {
+        let c = client.clone();
+        calls.spawn(async move {
+            let b = body(i, size(i));
+            assert!(c.call(dest, b.clone()).await.unwrap() == b, "RPC {i}");
+        });
+    }
+    while let Some(r) = calls.join_next().await {
+        r.unwrap();
+    }
+    let stats = cdp.loss.as_ref().unwrap().lock().unwrap().stats;
+    assert!(stats.iter().all(|&n| n > 0), "faults injected: {stats:?}");
+    let m = client.metrics().await.unwrap();
+    assert_eq!(m.responses_delivered, 300);
+}
+
+#[test]
+fn futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    fn check(client: Client, server: Server, socket: Socket, dest: SocketAddr) {
+        is_send(&client.call(dest, Bytes::new()));
+        is_send(&client.metrics());
+        is_send(&socket.send(dest, Bytes::new()));
+        is_send(&socket.recv());
+        is_send(&socket.metrics());
+        is_send(&server.next_request());
+        is_send(&server.serve(tower::service_fn(|b: Bytes| async move {
+            Ok::<_, std::convert::Infallible>(b)
+        })));
+        is_send(&Socket::bind(dest, SocketConfig::default()));
+        is_send(&Server::bind(dest, SocketConfig::default()));
+    }
+    let _ = check;
+}
