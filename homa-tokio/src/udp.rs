@@ -81,7 +81,7 @@ impl Default for UdpConfig {
 
 /// The default datapath: kernel UDP on a tokio socket.
 ///
-/// * receives with `recvmmsg` ([`BATCH`] datagrams per call) and, with GRO,
+/// * receives with `recvmmsg` (up to 32 datagrams per call) and, with GRO,
 ///   splits coalesced datagrams into Homa packets;
 /// * sends a run of packets to one peer at one priority with one GSO
 ///   `sendmsg`, and everything else with `sendmmsg`;
