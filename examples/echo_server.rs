@@ -20,10 +20,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = tokio::signal::ctrl_c().await;
         s.shutdown();
     });
-    let echo =
-        tower::service_fn(
-            |body: bytes::Bytes| async move { Ok::<_, std::convert::Infallible>(body) },
-        );
+    let echo = tower::service_fn(|req: homa::tokio::ServiceRequest| async move {
+        Ok::<_, std::convert::Infallible>(req.body)
+    });
     server.serve(echo).await?;
     let m = server.metrics().await?;
     println!("served {} requests", m.requests_delivered);

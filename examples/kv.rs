@@ -64,9 +64,9 @@ async fn run_server(addr: SocketAddr) -> Result<Server, Error> {
     let store = Arc::new(Mutex::new(HashMap::new()));
     let s = server.clone();
     tokio::spawn(async move {
-        let svc = tower::service_fn(move |req: Bytes| {
+        let svc = tower::service_fn(move |req: homa::tokio::ServiceRequest| {
             let store = store.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&store, &req)) }
+            async move { Ok::<_, std::convert::Infallible>(handle(&store, &req.body)) }
         });
         s.serve(svc).await
     });

@@ -21,14 +21,15 @@ async fn main() -> Result<(), tower::BoxError> {
         .await?
         .with_concurrency_limit(32);
     let addr = server.local_addr();
-    let service = ServiceBuilder::new()
-        .concurrency_limit(16)
-        .service_fn(|req: Bytes| async move {
+    let service = ServiceBuilder::new().concurrency_limit(16).service_fn(
+        |req: homa::tokio::ServiceRequest| async move {
+            let req = req.body;
             if &req[..] == b"slow" {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Ok::<_, std::convert::Infallible>(Bytes::from(req.to_ascii_uppercase()))
-        });
+        },
+    );
     let s = server.clone();
     let serving = tokio::spawn(async move { s.serve(service).await });
 

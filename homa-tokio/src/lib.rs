@@ -20,8 +20,8 @@
 //!
 //! let server = Server::bind("127.0.0.1:0".parse().unwrap(), SocketConfig::default()).await?;
 //! let addr = server.local_addr();
-//! let echo = tower::service_fn(|body: bytes::Bytes| async move {
-//!     Ok::<_, std::convert::Infallible>(body)
+//! let echo = tower::service_fn(|req: homa_tokio::ServiceRequest| async move {
+//!     Ok::<_, std::convert::Infallible>(req.body)
 //! });
 //! tokio::spawn(async move { server.serve(echo).await });
 //!
@@ -67,6 +67,6 @@ pub use client::{Call, Client};
 pub use datapath::{Datapath, Incoming};
 pub use error::Error;
 pub use homa_core::{Config, Metrics, RpcId, ServerRpcId};
-pub use server::{Server, DEFAULT_CONCURRENCY_LIMIT};
+pub use server::{Server, ServiceRequest, DEFAULT_CONCURRENCY_LIMIT};
 pub use socket::{Message, Request, Socket, SocketConfig};
 pub use udp::{UdpConfig, UdpDatapath};

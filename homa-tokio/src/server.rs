@@ -13,6 +13,16 @@ use crate::socket::{Message, Request, Socket, SocketConfig};
 /// Default most requests [`Server::serve`] handles at once.
 pub const DEFAULT_CONCURRENCY_LIMIT: usize = 1024;
 
+/// What a service run by [`Server::serve`] receives.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServiceRequest {
+    /// Address of the client that sent the request.
+    pub client: SocketAddr,
+    /// The request message.
+    pub body: Bytes,
+}
+
 /// An RPC server.
 ///
 /// Take requests one by one with [`next_request`](Server::next_request) and
@@ -159,8 +169,9 @@ impl Server {
         }
     }
 
-    /// Serve `service` until [`shutdown`](Self::shutdown): each request's
-    /// body goes to the service, and its output is the response. At most
+    /// Serve `service` until [`shutdown`](Self::shutdown): each request goes
+    /// to the service as a [`ServiceRequest`] (the client's address and the
+    /// body), and its output is the response. At most
     /// the concurrency limit of requests are in service at once. On shutdown,
     /// no new request is taken, and `serve` returns once every request in
     /// service has been answered.
@@ -179,13 +190,16 @@ impl Server {
     /// ```no_run
     /// # async fn f(server: homa_tokio::Server) -> Result<(), homa_tokio::Error> {
     /// use bytes::Bytes;
-    /// let echo = tower::service_fn(|body: Bytes| async move { Ok::<_, std::convert::Infallible>(body) });
+    /// use homa_tokio::ServiceRequest;
+    /// let echo = tower::service_fn(|req: ServiceRequest| async move {
+    ///     Ok::<Bytes, std::convert::Infallible>(req.body)
+    /// });
     /// server.serve(echo).await
     /// # }
     /// ```
     pub async fn serve<S>(&self, mut service: S) -> Result<(), Error>
     where
-        S: tower::Service<Bytes, Response = Bytes>,
+        S: tower::Service<ServiceRequest, Response = Bytes>,
         S::Error: std::fmt::Display,
         S::Future: Send + 'static,
     {
@@ -209,7 +223,10 @@ impl Server {
                 drop(req);
                 break;
             }
-            let fut = service.call(req.take_body());
+            let fut = service.call(ServiceRequest {
+                client: req.client(),
+                body: req.take_body(),
+            });
             in_service.spawn(async move {
                 match fut.await {
                     Ok(body) => {

@@ -1,6 +1,7 @@
 //! [`Socket`]: the message-level API (the Linux `sendmsg`/`recvmsg` shape).
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,9 +96,21 @@ impl Handle {
 /// assert_eq!(&result?[..], b"pong");
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
 pub struct Socket {
     pub(crate) handle: Arc<Handle>,
+    /// The request a [`poll_send`](Socket::poll_send) has handed to the
+    /// driver and is waiting on (one per `Socket` value).
+    pending_send: Mutex<Option<oneshot::Receiver<Result<RpcId, Error>>>>,
+}
+
+impl Clone for Socket {
+    /// Another handle on the same endpoint (with its own `poll_send` slot).
+    fn clone(&self) -> Self {
+        Socket {
+            handle: self.handle.clone(),
+            pending_send: Mutex::new(None),
+        }
+    }
 }
 
 impl fmt::Debug for Socket {
@@ -269,6 +282,7 @@ impl Socket {
         tokio::spawn(driver.run());
         Ok(Socket {
             handle: Arc::new(Handle { cmd: tx, inner }),
+            pending_send: Mutex::new(None),
         })
     }
 
@@ -300,6 +314,32 @@ impl Socket {
         let (reply, rx) = oneshot::channel();
         self.handle.send(Command::Send { dest, body, reply })?;
         rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    /// Poll twin of [`send`](Self::send). The first call hands `body` to the
+    /// endpoint; later calls (until `Ready`) wait for its id, and their
+    /// `dest` and `body` are ignored. One send is in progress per `Socket`
+    /// value at a time; clone the socket for more.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    pub fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        dest: SocketAddr,
+        body: Bytes,
+    ) -> Poll<Result<RpcId, Error>> {
+        let mut slot = self.pending_send.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            self.handle.check_length(body.len())?;
+            let (reply, rx) = oneshot::channel();
+            self.handle.send(Command::Send { dest, body, reply })?;
+            *slot = Some(rx);
+        }
+        let rx = slot.as_mut().expect("a send is in progress");
+        let result = std::task::ready!(std::pin::Pin::new(rx).poll(cx));
+        *slot = None;
+        Poll::Ready(result.map_err(|_| Error::Shutdown)?)
     }
 
     /// Answer the request `rpc` (from a [`Request`] taken apart with

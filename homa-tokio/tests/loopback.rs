@@ -373,7 +373,8 @@ async fn graceful_shutdown_finishes_requests_in_service() {
     let st = started.clone();
     let gate = Arc::new(tokio::sync::Notify::new());
     let g = gate.clone();
-    let service = tower::service_fn(move |b: Bytes| {
+    let service = tower::service_fn(move |req: homa_tokio::ServiceRequest| {
+        let b = req.body;
         let (st, g) = (st.clone(), g.clone());
         async move {
             st.fetch_add(1, Ordering::SeqCst);
@@ -444,11 +445,37 @@ fn futures_are_send() {
         is_send(&socket.recv());
         is_send(&socket.metrics());
         is_send(&server.next_request());
-        is_send(&server.serve(tower::service_fn(|b: Bytes| async move {
-            Ok::<_, std::convert::Infallible>(b)
+        is_send(&server.serve(tower::service_fn(|r: homa_tokio::ServiceRequest| async move {
+            Ok::<_, std::convert::Infallible>(r.body)
         })));
         is_send(&Socket::bind(dest, SocketConfig::default()));
         is_send(&Server::bind(dest, SocketConfig::default()));
     }
     let _ = check;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_send_and_poll_recv_carry_an_rpc() {
+    let server = echo_server(SocketConfig::default()).await;
+    let dest = server.local_addr();
+    let socket = Socket::bind(localhost(), SocketConfig::default())
+        .await
+        .unwrap();
+    let sent = body(7, 5000);
+    let id = std::future::poll_fn(|cx| socket.poll_send(cx, dest, sent.clone()))
+        .await
+        .unwrap();
+    let msg = std::future::poll_fn(|cx| socket.poll_recv(cx))
+        .await
+        .unwrap();
+    let homa_tokio::Message::Response { id: done, result } = msg else {
+        panic!("expected a response")
+    };
+    assert_eq!(done, id);
+    assert_eq!(result.unwrap(), sent);
+    // A second send through the same slot works too.
+    let id2 = std::future::poll_fn(|cx| socket.poll_send(cx, dest, body(8, 10)))
+        .await
+        .unwrap();
+    assert_ne!(id, id2);
 }
