@@ -455,6 +455,31 @@ impl Endpoint {
         true
     }
 
+    /// The datapath learned that `peer` cannot be reached (for example an
+    /// ICMP port unreachable). Every client RPC to it fails with
+    /// [`RpcError::PeerUnreachable`]; server RPCs for it are dropped, their
+    /// ids remembered so a late duplicate request is not delivered again.
+    pub fn handle_unreachable(&mut self, now: Instant, peer: SocketAddr) {
+        for idx in 0..self.rpcs.len() as u32 {
+            let Some(r) = self.rpcs[idx as usize].as_ref() else {
+                continue;
+            };
+            if r.peer != peer {
+                continue;
+            }
+            if r.is_client() {
+                let id = r.id;
+                self.free_rpc(idx);
+                self.events.push_back(Event::Failed {
+                    id: RpcId(id),
+                    error: RpcError::PeerUnreachable(peer),
+                });
+            } else {
+                self.free_server_remembered(now, idx);
+            }
+        }
+    }
+
     // ----- output --------------------------------------------------------
 
     /// The next application event, if any.

@@ -43,6 +43,10 @@ pub enum RpcError {
     /// The RPC was aborted locally.
     #[error("RPC aborted")]
     Aborted,
+    /// The network reported the peer unreachable (for example an ICMP port
+    /// unreachable from the kernel: nothing listens there).
+    #[error("peer {0} is unreachable")]
+    PeerUnreachable(std::net::SocketAddr),
 }
 
 /// An invalid [`Config`](crate::Config).

@@ -335,3 +335,31 @@ fn request_over_max_length_is_refused_and_nothing_is_sent() {
     assert!(p.client.poll_transmit(p.now).is_none());
     assert!(p.client.metrics().is_idle());
 }
+
+#[test]
+fn unreachable_peer_fails_its_client_rpcs_and_drops_its_server_rpcs() {
+    let mut p = Pair::new(Config::default());
+    p.auto_respond = None;
+    let a = p.call(pattern(10, 1));
+    let b = p.call(pattern(20_000, 2));
+    assert!(p.run_until(Duration::from_millis(1), |p| p.server_events.len() == 2));
+    p.client.handle_unreachable(p.now, addr(SERVER));
+    let failed: Vec<_> = std::iter::from_fn(|| p.client.poll_event()).collect();
+    assert_eq!(failed.len(), 2);
+    for (e, id) in failed.iter().zip([a, b]) {
+        assert_eq!(
+            *e,
+            Event::Failed {
+                id,
+                error: RpcError::PeerUnreachable(addr(SERVER))
+            }
+        );
+    }
+    assert_eq!(p.client.metrics().active_client_rpcs, 0);
+    // The server learns its client is gone: its RPCs are dropped and their
+    // requests are not delivered again if a duplicate arrives.
+    p.server.handle_unreachable(p.now, addr(CLIENT));
+    let m = p.server.metrics();
+    assert_eq!(m.active_server_rpcs, 0);
+    assert_eq!(m.remembered_acks, 2);
+}

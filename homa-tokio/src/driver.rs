@@ -2,7 +2,7 @@
 //! moves packets, timers, commands and events between it, the datapath and
 //! the application handles. It decides nothing about the protocol.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -132,7 +132,6 @@ const SPIN_THRESHOLD: Duration = Duration::from_micros(50);
 struct Waiter {
     token: u64,
     done: oneshot::Sender<Result<Bytes, Error>>,
-    dest: SocketAddr,
 }
 
 pub(crate) struct Driver {
@@ -144,8 +143,8 @@ pub(crate) struct Driver {
     sleep: Pin<Box<Sleep>>,
     calls: HashMap<RpcId, Waiter>,
     tokens: HashMap<u64, RpcId>,
-    /// RPCs started with `Socket::send`, and their destinations.
-    sends: HashMap<RpcId, SocketAddr>,
+    /// RPCs started with `Socket::send`.
+    sends: HashSet<RpcId>,
     rx: Vec<Incoming>,
     tx: Vec<Transmit>,
     tx_sent: usize,
@@ -174,7 +173,7 @@ impl Driver {
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             calls: HashMap::new(),
             tokens: HashMap::new(),
-            sends: HashMap::new(),
+            sends: HashSet::new(),
             rx: Vec::new(),
             tx: Vec::with_capacity(SEND_BATCH),
             tx_sent: 0,
@@ -340,7 +339,7 @@ impl Driver {
                 let r = self.endpoint.send_request(now, dest, body);
                 if let Ok(id) = r {
                     tracing::trace!(rpc = id.0, %dest, "request sent");
-                    self.sends.insert(id, dest);
+                    self.sends.insert(id);
                 }
                 let _ = reply.send(r.map_err(Error::from));
             }
@@ -353,7 +352,7 @@ impl Driver {
                 Ok(id) => {
                     tracing::trace!(rpc = id.0, %dest, "call started");
                     self.tokens.insert(token, id);
-                    self.calls.insert(id, Waiter { token, done, dest });
+                    self.calls.insert(id, Waiter { token, done });
                 }
                 Err(e) => {
                     let _ = done.send(Err(e.into()));
@@ -401,7 +400,7 @@ impl Driver {
             let _ = w.done.send(Err(Error::Shutdown));
         }
         self.tokens.clear();
-        for (id, _) in self.sends.drain() {
+        for id in self.sends.drain() {
             self.endpoint.abort(now, id);
         }
         for item in self.inner.close() {
@@ -437,33 +436,8 @@ impl Driver {
                 Incoming::Packet { from, data } => self.endpoint.handle_packet(now, from, data),
                 Incoming::Unreachable { destination } => {
                     tracing::debug!(%destination, "peer unreachable");
-                    let failed: Vec<RpcId> = self
-                        .calls
-                        .iter()
-                        .filter(|(_, w)| w.dest == destination)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in failed {
-                        if let Some(w) = self.calls.remove(&id) {
-                            self.tokens.remove(&w.token);
-                            self.endpoint.abort(now, id);
-                            let _ = w.done.send(Err(Error::PeerUnreachable(destination)));
-                        }
-                    }
-                    let failed: Vec<RpcId> = self
-                        .sends
-                        .iter()
-                        .filter(|(_, d)| **d == destination)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in failed {
-                        self.sends.remove(&id);
-                        self.endpoint.abort(now, id);
-                        self.inner.push(InboxItem::Response {
-                            id,
-                            result: Err(Error::PeerUnreachable(destination)),
-                        });
-                    }
+                    // The engine decides what fails; its events say so.
+                    self.endpoint.handle_unreachable(now, destination);
                 }
             }
         }
@@ -526,7 +500,7 @@ impl Driver {
         if let Some(w) = self.calls.remove(&id) {
             self.tokens.remove(&w.token);
             let _ = w.done.send(result);
-        } else if self.sends.remove(&id).is_some() {
+        } else if self.sends.remove(&id) {
             self.inner.push(InboxItem::Response { id, result });
         }
     }

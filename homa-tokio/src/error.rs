@@ -66,6 +66,7 @@ impl From<RpcError> for Error {
     fn from(e: RpcError) -> Self {
         match e {
             RpcError::Timeout => Error::Timeout,
+            RpcError::PeerUnreachable(addr) => Error::PeerUnreachable(addr),
             _ => Error::Aborted,
         }
     }
