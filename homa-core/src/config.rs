@@ -103,7 +103,8 @@ pub struct Config {
     /// Longest message accepted or sent. Default 1,000,000 (Linux
     /// `HOMA_MAX_MESSAGE_LENGTH`); the simulator raises it.
     pub max_message_length: u32,
-    /// Most RPCs (client and server) the engine holds. Default 65,536.
+    /// Most RPCs (client and server) the engine holds. Default 65,536; at
+    /// most 2^20.
     pub max_rpcs: usize,
     /// Most RPCs the engine holds with one peer. Default 16,384.
     pub max_rpcs_per_peer: usize,
@@ -261,6 +262,12 @@ impl Config {
         }
         if self.max_rpcs == 0 || self.max_rpcs_per_peer == 0 {
             return err("max_rpcs", "RPC limits must be positive");
+        }
+        if self.max_rpcs > 1 << crate::endpoint::SLOT_BITS {
+            return err(
+                "max_rpcs",
+                "at most 2^20 (client RPC ids carry the RPC's slot)",
+            );
         }
         if self.max_buffered_bytes < self.max_payload() as usize {
             return err("max_buffered_bytes", "must hold at least one full packet");

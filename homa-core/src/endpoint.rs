@@ -26,6 +26,12 @@ const CONTROL_PRIORITY: u8 = 7;
 const RESEND_PRIORITY: u8 = 7;
 /// Largest port number for servers; client ports are at or above 0x8000.
 const MAX_SERVER_PORT: u16 = 0x7fff;
+/// Client RPC ids carry the RPC's slot in bits 1..=SLOT_BITS, so a response
+/// finds its RPC by index (checked against the whole id) with no hash map.
+/// The bits above come from a random base plus a sequence number, so ids are
+/// even, differ between engines sharing an address, and do not repeat for
+/// 2^43 RPCs. `Config::max_rpcs` is limited to 2^SLOT_BITS.
+pub(crate) const SLOT_BITS: u32 = 20;
 
 /// Identifies a client RPC on this endpoint (an even number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -233,10 +239,13 @@ impl Rpc {
 pub struct Endpoint {
     pub(crate) config: Config,
     local: SocketAddr,
-    next_client_id: u64,
+    /// Random base of the upper id bits, and the sequence added to it.
+    id_base: u64,
+    id_seq: u64,
+    /// Client RPCs held (they are found by slot, not in a map).
+    n_clients: usize,
     pub(crate) rpcs: Vec<Option<Rpc>>,
     free_slots: Vec<u32>,
-    clients: FastMap<u64, u32>,
     servers: FastMap<(SocketAddr, u64), u32>,
     pub(crate) peers: Peers,
     /// RPCs with an outgoing message that may have something to transmit.
@@ -265,7 +274,7 @@ impl core::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Endpoint")
             .field("local", &self.local)
-            .field("rpcs", &(self.clients.len() + self.servers.len()))
+            .field("rpcs", &(self.n_clients + self.servers.len()))
             .field("peers", &self.peers.len())
             .finish_non_exhaustive()
     }
@@ -282,14 +291,15 @@ impl Endpoint {
         let mut rng = Rng::new(config.seed);
         // A random even base, so that engines sharing an IP address (and a
         // restarted engine) do not reuse each other's ids.
-        let next_client_id = rng.next_u64() & !1;
+        let id_base = rng.next_u64();
         Ok(Endpoint {
             config,
             local,
-            next_client_id,
+            id_base,
+            id_seq: 0,
+            n_clients: 0,
             rpcs: Vec::new(),
             free_slots: Vec::new(),
-            clients: FastMap::default(),
             servers: FastMap::default(),
             peers: Peers::default(),
             sendable: Vec::new(),
@@ -322,7 +332,7 @@ impl Endpoint {
     /// A snapshot of the counters and gauges.
     pub fn metrics(&self) -> Metrics {
         let mut m = self.metrics.clone();
-        m.active_client_rpcs = self.clients.len() as u64;
+        m.active_client_rpcs = self.n_clients as u64;
         m.active_server_rpcs = self.servers.len() as u64;
         m.active_peers = self.peers.len() as u64;
         m.buffered_bytes = self.buffered as u64;
@@ -362,14 +372,8 @@ impl Endpoint {
         }
         let known = self.peers.find(&dest);
         self.check_rpc_limits(known)?;
-        let mut id = self.next_client_id;
-        if id == 0 {
-            // Client id 0 means "no ack" on the wire.
-            id = 2;
-        }
-        self.next_client_id = id.wrapping_add(2);
         let flags = match self.config.incast_threshold {
-            Some(t) if self.clients.len() >= t => DATA_FLAG_INCAST,
+            Some(t) if self.n_clients >= t => DATA_FLAG_INCAST,
             _ => 0,
         };
         let pidx = match known {
@@ -381,8 +385,18 @@ impl Endpoint {
         peer.rpcs += 1;
         let unsched = round_up(self.config.unsched_bytes, self.config.max_payload());
         let out = OutMessage::new(body, unsched, unsched_priority, flags);
-        let idx = self.insert_rpc(now, id, dest, pidx, State::Client, Some(out));
-        self.clients.insert(id, idx);
+        let idx = self.insert_rpc(now, 0, dest, pidx, State::Client, Some(out));
+        let id = loop {
+            self.id_seq = self.id_seq.wrapping_add(1);
+            let id =
+                (self.id_base.wrapping_add(self.id_seq) << (SLOT_BITS + 1)) | (u64::from(idx) << 1);
+            // Client id 0 means "no ack" on the wire.
+            if id != 0 {
+                break id;
+            }
+        };
+        self.rpc_mut(idx).id = id;
+        self.n_clients += 1;
         self.mark_sendable(idx);
         Ok(RpcId(id))
     }
@@ -429,7 +443,7 @@ impl Endpoint {
     /// `_now` is taken for symmetry with the other commands (an abort needs
     /// no time today).
     pub fn abort(&mut self, _now: Instant, id: RpcId) -> bool {
-        let Some(&idx) = self.clients.get(&id.0) else {
+        let Some(idx) = self.client_slot(id.0) else {
             return false;
         };
         let (peer, started) = {
@@ -927,9 +941,16 @@ impl Endpoint {
         (r.id == rpc.id && r.peer == rpc.client).then_some(rpc.slot)
     }
 
+    /// The live client RPC with this id: its slot is in the id's low bits.
+    fn client_slot(&self, id: u64) -> Option<u32> {
+        let slot = ((id >> 1) & ((1 << SLOT_BITS) - 1)) as u32;
+        let r = self.rpcs.get(slot as usize)?.as_ref()?;
+        (r.id == id && r.is_client()).then_some(slot)
+    }
+
     fn lookup(&self, from: SocketAddr, local_id: u64) -> Option<u32> {
         if local_id & 1 == 0 {
-            let idx = *self.clients.get(&local_id)?;
+            let idx = self.client_slot(local_id)?;
             // A client RPC only hears from its server.
             (self.rpc(idx).peer == from).then_some(idx)
         } else {
@@ -948,7 +969,7 @@ impl Endpoint {
     }
 
     fn check_rpc_limits(&self, peer: Option<u32>) -> Result<(), SendError> {
-        if self.clients.len() + self.servers.len() >= self.config.max_rpcs {
+        if self.n_clients + self.servers.len() >= self.config.max_rpcs {
             return Err(SendError::TooManyRpcs {
                 limit: self.config.max_rpcs,
             });
@@ -1026,7 +1047,7 @@ impl Endpoint {
             self.grants_dirty = true;
         }
         if r.is_client() {
-            self.clients.remove(&r.id);
+            self.n_clients -= 1;
         } else {
             self.servers.remove(&(r.peer, r.id));
         }
@@ -1108,7 +1129,7 @@ impl Endpoint {
     }
 
     pub(crate) fn has_state(&self) -> bool {
-        !self.clients.is_empty() || !self.servers.is_empty() || !self.peers.is_empty()
+        self.n_clients > 0 || !self.servers.is_empty() || !self.peers.is_empty()
     }
 
     pub(crate) fn push_event(&mut self, e: Event) {

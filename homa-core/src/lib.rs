@@ -23,9 +23,11 @@
 //!
 //! ## Mechanisms, in brief
 //!
-//! * **RPC ids**: a client numbers its RPCs with even ids from a random base;
-//!   the server's id for the same RPC is `id ^ 1`. Servers key RPCs by
-//!   (client address, id).
+//! * **RPC ids**: a client's RPC ids are even; the server's id for the same
+//!   RPC is `id ^ 1`. Servers key RPCs by (client address, id). A client id
+//!   is `(random base + sequence) << 21 | slot << 1`: unique for 2^43 RPCs,
+//!   different between engines sharing an address, and it names the RPC's
+//!   slot so a response finds its RPC without a hash lookup.
 //! * **Unscheduled bytes**: the first [`Config::unsched_bytes`] of a message
 //!   go without a grant, at a priority picked by message size from the
 //!   receiver's cutoffs (learned from CUTOFFS packets; a sender whose

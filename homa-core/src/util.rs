@@ -35,7 +35,11 @@ const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 impl Hasher for FastHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply mixes each input bit only into higher bits, while
+        // hashbrown takes the bucket from the low bits: rotate the mixed
+        // high bits down. Without this, ids differing only in high bits
+        // (client ids carry a sequence there) all share one bucket.
+        self.0.rotate_left(26)
     }
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
@@ -63,3 +67,22 @@ impl Hasher for FastHasher {
 
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 pub(crate) type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::hash::{BuildHasher, BuildHasherDefault};
+
+    /// Keys that differ only in high bits must not share low hash bits, or
+    /// hashbrown puts them all in one bucket.
+    #[test]
+    fn high_bit_differences_reach_the_low_bits() {
+        let b = BuildHasherDefault::<FastHasher>::default();
+        let buckets: FastSet<u64> = (0..1024u64).map(|i| b.hash_one(i << 21) & 1023).collect();
+        assert!(
+            buckets.len() > 500,
+            "only {} of 1024 buckets used",
+            buckets.len()
+        );
+    }
+}
