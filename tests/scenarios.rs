@@ -50,20 +50,7 @@ fn star_with(hosts: usize, seed: u64, config: Config) -> Network<HomaHost> {
     net
 }
 
-/// Deterministic message contents, different for every RPC.
-fn pattern(len: usize, seed: u64) -> Bytes {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    Bytes::from(
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect::<Vec<u8>>(),
-    )
-}
+use homa::core::fuzzing::pattern;
 
 /// The server transforms the request so a response can't be confused with an
 /// echo of the wrong RPC's bytes.

@@ -67,3 +67,20 @@ pub fn handle_packet_sequence(input: &[u8]) {
         );
     }
 }
+
+/// Deterministic message contents for tests: `len` bytes from an xorshift
+/// stream seeded by `seed`, different for every seed. Shared by the test
+/// suites of every crate, so a response can be checked byte for byte.
+pub fn pattern(len: usize, seed: u64) -> Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    Bytes::from(
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect::<Vec<u8>>(),
+    )
+}
