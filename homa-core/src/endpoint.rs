@@ -95,7 +95,7 @@ pub struct Transmit {
 }
 
 impl Transmit {
-    fn new(destination: SocketAddr, priority: u8, repr: &Repr, payload: Bytes) -> Self {
+    pub(crate) fn new(destination: SocketAddr, priority: u8, repr: &Repr, payload: Bytes) -> Self {
         let mut header = [0u8; MAX_HEADER_LEN];
         let header_len = repr.header_len();
         repr.emit(&mut header[..header_len]);
@@ -645,9 +645,7 @@ impl Endpoint {
             r.last_heard = now;
             if let Some(out) = r.out.as_mut() {
                 // A response: the server has the whole request.
-                out.next_offset = out.length;
-                out.started = true;
-                out.resend = None;
+                out.mark_delivered();
             }
             self.deliver(now, idx, payload);
             return;
@@ -667,9 +665,7 @@ impl Endpoint {
         r.last_heard = now;
         if let Some(out) = r.out.as_mut().filter(|_| r.state == State::Client) {
             // Response data: the server has the whole request.
-            out.next_offset = out.length;
-            out.started = true;
-            out.resend = None;
+            out.mark_delivered();
         }
         let in_incoming = r.in_incoming;
         self.buffered += grown;
@@ -1097,15 +1093,6 @@ impl Endpoint {
     pub(crate) fn send_control(&mut self, dest: SocketAddr, repr: Repr) {
         self.control
             .push_back(Transmit::new(dest, CONTROL_PRIORITY, &repr, Bytes::new()));
-    }
-
-    pub(crate) fn build_transmit(
-        dest: SocketAddr,
-        priority: u8,
-        repr: &Repr,
-        payload: Bytes,
-    ) -> Transmit {
-        Transmit::new(dest, priority, repr, payload)
     }
 
     fn maybe_send_cutoffs(&mut self, now: Instant, from: SocketAddr, version: u16) {

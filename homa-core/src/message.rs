@@ -64,6 +64,14 @@ impl OutMessage {
         self.length - self.next_offset
     }
 
+    /// The receiver has the whole message (its answer has started to
+    /// arrive): nothing is left to send or resend.
+    pub fn mark_delivered(&mut self) {
+        self.next_offset = self.length;
+        self.started = true;
+        self.resend = None;
+    }
+
     /// Forget all progress (the receiver lost the message): start again.
     pub fn restart(&mut self) {
         self.next_offset = 0;

@@ -166,6 +166,6 @@ impl Endpoint {
         self.send_fifo_credit += u64::from(len);
         debug_assert_eq!(repr.packet_type(), PacketType::Data);
         debug_assert_eq!(repr.header_len(), DATA_HEADER_LEN);
-        Endpoint::build_transmit(peer, priority, &repr, payload)
+        Transmit::new(peer, priority, &repr, payload)
     }
 }

@@ -23,9 +23,6 @@ use crate::net::{Frame, Nanos, Node};
 /// [`HomaHost::respond`]).
 pub type ServerApp = Box<dyn FnMut(ServerRpcId, &Bytes) -> Option<Bytes>>;
 
-/// Called with the time and the event when a client RPC ends.
-pub type CompletionHook = Box<dyn FnMut(Nanos, &Event)>;
-
 /// One thing the application saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logged {
@@ -42,19 +39,13 @@ pub struct HomaHost {
     app: Option<ServerApp>,
     /// Every event the application received, in order.
     pub log: Vec<Logged>,
-    /// Keep [`log`](Self::log) (tests) or only count (long runs).
-    pub keep_log: bool,
-    /// Completed client RPCs (responses and failures), counted even when the
-    /// log is off.
+    /// Completed client RPCs (responses and failures).
     pub completed: u64,
     /// Requests handed to the server application.
     pub requests: u64,
     /// Frames dropped because their checksum did not match (corrupted in
     /// the network).
     pub checksum_drops: u64,
-    /// Called with the time and the event for every client RPC that ends
-    /// (for measurements without keeping a log).
-    pub on_complete: Option<CompletionHook>,
 }
 
 impl core::fmt::Debug for HomaHost {
@@ -78,11 +69,9 @@ impl HomaHost {
             overhead,
             app: Some(Box::new(|_, body| Some(body.clone()))),
             log: Vec::new(),
-            keep_log: true,
             completed: 0,
             requests: 0,
             checksum_drops: 0,
-            on_complete: None,
         })
     }
 
@@ -142,16 +131,9 @@ impl HomaHost {
                             .expect("respond to a just-delivered request");
                     }
                 }
-                _ => {
-                    self.completed += 1;
-                    if let Some(f) = self.on_complete.as_mut() {
-                        f(now, &event);
-                    }
-                }
+                _ => self.completed += 1,
             }
-            if self.keep_log {
-                self.log.push(Logged { at: now, event });
-            }
+            self.log.push(Logged { at: now, event });
         }
     }
 }

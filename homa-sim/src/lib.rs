@@ -41,7 +41,7 @@ pub mod host;
 pub mod net;
 pub mod rng;
 
-pub use host::{CompletionHook, HomaHost, Logged, ServerApp};
+pub use host::{HomaHost, Logged, ServerApp};
 pub use net::{
     host_addr, host_index, Direction, DropCounts, DropReason, Endpoint, Faults, Frame, HostId,
     HostLinkStats, LinkSpec, Nanos, NetStats, Network, Node, PortId, PortInfo, PortStats, SwitchId,
