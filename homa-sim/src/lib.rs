@@ -39,6 +39,7 @@
 
 pub mod host;
 pub mod net;
+pub mod paper;
 pub mod rng;
 
 pub use host::{HomaHost, Logged, ServerApp};

@@ -4,7 +4,9 @@
 //! * Each host has a NIC egress port (the *uplink*) with 8 strict-priority
 //!   FIFO queues (priority 7 served first) feeding its access link. Every
 //!   frame handed to the NIC first waits the topology's NIC think time
-//!   ([`Topology::with_nic_delay`]), if any, before it is enqueued.
+//!   ([`Topology::with_nic_delay`]), if any, before it is enqueued; every frame
+//!   a host receives reaches its node [`Topology::with_rx_delay`] after its
+//!   last bit arrived.
 //! * Switches are store-and-forward: a frame is forwarded only after its last
 //!   bit has arrived, plus the switch's fixed delay; it is then enqueued at the
 //!   egress port chosen by routing (8 strict-priority queues per port).
@@ -669,8 +671,9 @@ impl<N: Node> Network<N> {
         ps.stats.tx_bytes += u64::from(wire);
         ps.stats.busy_ns += ser;
         let mut arrive = self.now + ser + info.link.delay + extra;
-        if let Endpoint::Switch(s) = self.port_to[port] {
-            arrive += self.topo.switch_delays[s.0];
+        match self.port_to[port] {
+            Endpoint::Switch(s) => arrive += self.topo.switch_delays[s.0],
+            Endpoint::Host(_) => arrive += self.topo.rx_delay,
         }
         let done = self.now + ser;
         self.schedule(done, EventKind::TxDone { port: port as u32 });

@@ -49,6 +49,7 @@ pub struct Topology {
     /// (uplink, downlink) per host slot.
     pub(crate) host_ports: Vec<(PortId, PortId)>,
     pub(crate) nic_delay: Nanos,
+    pub(crate) rx_delay: Nanos,
 }
 
 impl Topology {
@@ -148,6 +149,14 @@ impl Topology {
         self
     }
 
+    /// Sets the receive-side host delay: every frame reaches its node this
+    /// long after its last bit arrived (software turnaround on receive; it
+    /// delays delivery but does not occupy the link). Default 0.
+    pub fn with_rx_delay(mut self, rx_delay: Nanos) -> Self {
+        self.rx_delay = rx_delay;
+        self
+    }
+
     /// Sets the buffer limit (bytes, drop-tail) of every switch egress port
     /// that exists now. Host NIC queues are not affected.
     pub fn with_switch_buffer(mut self, limit: Option<u64>) -> Self {
@@ -167,6 +176,11 @@ impl Topology {
     /// NIC think time per frame.
     pub fn nic_delay(&self) -> Nanos {
         self.nic_delay
+    }
+
+    /// Receive-side host delay per frame.
+    pub fn rx_delay(&self) -> Nanos {
+        self.rx_delay
     }
 
     /// Number of host slots.

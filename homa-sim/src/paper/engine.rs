@@ -1,0 +1,205 @@
+//! How the engine is configured for an experiment: the paper's settings per
+//! workload, and the Linux refinements to compare them with.
+
+use homa_core::{Config, ConfigError, NUM_PRIORITIES};
+use homa_workload::{SizeDistribution, Workload};
+
+use super::Fabric;
+
+/// Which family of protocol settings to start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// As the SIGCOMM 2018 simulations ran Homa: a fixed window of RTTbytes
+    /// per granted message, a grant per packet, overcommitment equal to the
+    /// number of scheduled levels, no FIFO share.
+    Paper,
+    /// The paper's priorities and unscheduled bytes with the Linux
+    /// refinements on top: the dynamic window `max_incoming / (active + 1)`,
+    /// 5 % of grants and of sender bandwidth to the oldest message, grants
+    /// in 10 KB steps.
+    Linux,
+}
+
+impl core::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "paper" => Ok(Policy::Paper),
+            "linux" => Ok(Policy::Linux),
+            _ => Err(format!("unknown policy {s:?} (expected paper or linux)")),
+        }
+    }
+}
+
+/// The protocol settings of one experiment, resolved into a [`Config`] by
+/// [`EngineSetup::config`].
+///
+/// # Example
+/// ```
+/// use homa_sim::paper::{EngineSetup, Fabric, Policy};
+/// use homa_workload::Workload;
+///
+/// let setup = EngineSetup::new(Workload::W3, Policy::Paper);
+/// assert_eq!((setup.sched_levels, setup.unsched_levels), (4, 4));
+/// let config = setup.config(&Fabric::sigcomm18(), &homa_workload::SizeDistribution::sigcomm18(Workload::W3)).unwrap();
+/// assert_eq!(config.max_sched_priority, 3);
+/// assert_eq!(config.max_overcommit, 4);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSetup {
+    /// The policy the rest was derived from.
+    pub policy: Policy,
+    /// Unscheduled bytes per message (rounded up to whole packets by the
+    /// engine). Paper: 9,328.
+    pub unsched_bytes: u32,
+    /// Priority levels for scheduled packets (the lowest ones).
+    pub sched_levels: u8,
+    /// Priority levels for unscheduled packets (the highest ones); the
+    /// cutoffs between them split the unscheduled bytes of the workload
+    /// evenly, as the paper does.
+    pub unsched_levels: u8,
+    /// Messages granted at once. Paper: the number of scheduled levels.
+    pub overcommit: usize,
+    /// Fixed grant window per message; `None` = the dynamic Linux window.
+    pub grant_window: Option<u32>,
+    /// Smallest grant step in bytes.
+    pub grant_increment: u32,
+    /// Cap on granted-but-unreceived bytes across messages.
+    pub max_incoming: u32,
+    /// Percentage of grants to the oldest message (0 = pure SRPT).
+    pub fifo_grant_percent: u32,
+    /// Percentage of sender bandwidth to its oldest message (0 = pure SRPT).
+    pub send_fifo_percent: u32,
+}
+
+/// The paper's scheduled/unscheduled priority split per workload.
+pub fn paper_priority_split(w: Workload) -> (u8, u8) {
+    match w {
+        Workload::W1 => (1, 7),
+        Workload::W2 => (3, 5),
+        Workload::W3 => (4, 4),
+        Workload::W4 | Workload::W5 => (7, 1),
+    }
+}
+
+/// RTTbytes of the paper's fabric: what 10 Gbit/s carries in one round trip.
+pub const PAPER_RTT_BYTES: u32 = 10_000;
+/// Unscheduled bytes per message in the paper runs.
+pub const PAPER_UNSCHED_BYTES: u32 = 9_328;
+
+impl EngineSetup {
+    /// The settings for workload `w` under `policy` on the paper's fabric.
+    pub fn new(w: Workload, policy: Policy) -> Self {
+        let (sched_levels, unsched_levels) = paper_priority_split(w);
+        let packet = Fabric::sigcomm18().max_payload();
+        match policy {
+            Policy::Paper => EngineSetup {
+                policy,
+                unsched_bytes: PAPER_UNSCHED_BYTES,
+                sched_levels,
+                unsched_levels,
+                overcommit: usize::from(sched_levels),
+                // Each granted message may have RTTbytes outstanding; the
+                // total bound then never binds before overcommitment does.
+                grant_window: Some(PAPER_RTT_BYTES),
+                grant_increment: packet,
+                max_incoming: PAPER_RTT_BYTES * u32::from(sched_levels) + packet,
+                fifo_grant_percent: 0,
+                send_fifo_percent: 0,
+            },
+            Policy::Linux => EngineSetup {
+                policy,
+                unsched_bytes: PAPER_UNSCHED_BYTES,
+                sched_levels,
+                unsched_levels,
+                overcommit: usize::from(sched_levels).max(4),
+                grant_window: None,
+                grant_increment: PAPER_RTT_BYTES,
+                // Linux sizes max_incoming as a multiple of RTTbytes; 4× at
+                // 10 Gbit/s.
+                max_incoming: 4 * PAPER_RTT_BYTES,
+                fifo_grant_percent: 5,
+                send_fifo_percent: 5,
+            },
+        }
+    }
+
+    /// The engine config for `fabric` and the workload distribution `dist`.
+    ///
+    /// # Errors
+    /// If the settings do not form a valid config (for example more than 8
+    /// priority levels in all).
+    pub fn config(&self, fabric: &Fabric, dist: &SizeDistribution) -> Result<Config, ConfigError> {
+        let mut c = fabric.engine_config_base();
+        let levels = usize::from(self.sched_levels) + usize::from(self.unsched_levels);
+        if self.sched_levels == 0 || self.unsched_levels == 0 || levels > NUM_PRIORITIES {
+            return Err(ConfigError {
+                field: "priorities",
+                reason: format!(
+                    "need at least one scheduled and one unscheduled level and at most {NUM_PRIORITIES} in all (got {}/{})",
+                    self.sched_levels, self.unsched_levels
+                ),
+            });
+        }
+        c.unsched_bytes = self.unsched_bytes;
+        let unsched = self.unsched_bytes.div_ceil(c.max_payload()) * c.max_payload();
+        c.unsched_cutoffs = unsched_cutoffs(dist, unsched, self.unsched_levels);
+        c.max_sched_priority = (NUM_PRIORITIES - usize::from(self.unsched_levels) - 1) as u8;
+        c.max_overcommit = self.overcommit;
+        c.grant_window = self.grant_window;
+        c.grant_increment = self.grant_increment;
+        c.max_incoming = self.max_incoming;
+        c.grant_fifo_percent = self.fifo_grant_percent;
+        c.send_fifo_percent = self.send_fifo_percent;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Unscheduled priority cutoffs that give each of the top `levels` priorities
+/// the same share of the workload's unscheduled bytes (the paper's rule).
+/// A message of size `s` sends `min(s, unsched)` unscheduled bytes; the
+/// cutoffs are message sizes, smallest messages on the highest level.
+///
+/// The distribution is read through 2^16 stratified samples, which resolves
+/// every step of the workload files.
+///
+/// # Example
+/// ```
+/// use homa_sim::paper::unsched_cutoffs;
+/// use homa_workload::{SizeDistribution, Workload};
+///
+/// let c = unsched_cutoffs(&SizeDistribution::sigcomm18(Workload::W4), 9_968, 1);
+/// assert_eq!(c, [0, 0, 0, 0, 0, 0, 0, u32::MAX]);
+/// ```
+pub fn unsched_cutoffs(dist: &SizeDistribution, unsched: u32, levels: u8) -> [u32; NUM_PRIORITIES] {
+    let levels = usize::from(levels).clamp(1, NUM_PRIORITIES);
+    const N: u64 = 1 << 16;
+    let sizes: Vec<u64> = (0..N)
+        .map(|i| dist.sample((i as f64 + 0.5) / N as f64))
+        .collect(); // stratified, so already sorted
+    let weight = |s: u64| s.min(u64::from(unsched));
+    let total: u64 = sizes.iter().map(|&s| weight(s)).sum();
+    let mut cutoffs = [0u32; NUM_PRIORITIES];
+    // Level k (0 = highest priority 7) ends where the running share of
+    // unscheduled bytes first reaches (k+1)/levels.
+    let mut acc = 0u64;
+    let mut k = 0;
+    for &s in &sizes {
+        acc += weight(s);
+        while k + 1 < levels && acc * levels as u64 >= total * (k as u64 + 1) {
+            cutoffs[NUM_PRIORITIES - 1 - k] = u32::try_from(s).unwrap_or(u32::MAX - 1);
+            k += 1;
+        }
+    }
+    // Several levels may end at the same size (a step holding many bytes);
+    // keep the cutoffs strictly decreasing with priority where possible so
+    // every level is used, and make them non-increasing in any case.
+    for p in (NUM_PRIORITIES - levels + 1..NUM_PRIORITIES).rev() {
+        if p + 1 < NUM_PRIORITIES && cutoffs[p] < cutoffs[p + 1] {
+            cutoffs[p] = cutoffs[p + 1];
+        }
+    }
+    cutoffs[NUM_PRIORITIES - levels] = u32::MAX;
+    cutoffs
+}

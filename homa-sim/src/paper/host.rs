@@ -1,0 +1,243 @@
+//! The host of a paper run: the real engine, an open-loop Poisson message
+//! source, and a server that answers every request with an empty response.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use homa_core::{Endpoint, Event, Instant};
+use homa_workload::SizeDistribution;
+
+use crate::net::{host_addr, host_index, Frame, HostId, Nanos, Node};
+use crate::rng::Rng;
+
+/// Start of a message in flight.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    start: Nanos,
+    size: u64,
+}
+
+/// Shared by all hosts of a run: messages in flight and their outcomes.
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    /// Per client host: RPC id → start.
+    pending: Vec<HashMap<u64, Pending>>,
+    /// Messages are measured if they start in `[measure_from, measure_until)`.
+    pub measure_from: Nanos,
+    pub measure_until: Nanos,
+    /// Measured messages: (size, slowdown).
+    pub samples: Vec<(u64, f64)>,
+    /// Ideal times by (size, same rack): workloads repeat sizes a lot.
+    ideal: HashMap<(u64, bool), Nanos>,
+    /// Measured messages not yet complete.
+    pub measured_pending: u64,
+    /// Messages started (all, and measured).
+    pub started: u64,
+    pub started_measured: u64,
+    /// RPCs that failed (must stay 0: nothing is lost).
+    pub failed: u64,
+}
+
+impl Recorder {
+    pub(crate) fn new(hosts: usize, measure_from: Nanos, measure_until: Nanos) -> Self {
+        Recorder {
+            pending: vec![HashMap::new(); hosts],
+            measure_from,
+            measure_until,
+            ..Recorder::default()
+        }
+    }
+
+    fn measured(&self, start: Nanos) -> bool {
+        (self.measure_from..self.measure_until).contains(&start)
+    }
+}
+
+/// What every host shares: the workload and traffic parameters.
+pub(crate) struct Traffic {
+    pub dist: SizeDistribution,
+    /// Mean time between two messages of one host, ns.
+    pub mean_gap_ns: f64,
+    /// No message starts at or after this time.
+    pub stop_at: Nanos,
+    pub hosts: usize,
+    /// A zero-filled buffer at least as long as the largest message: request
+    /// bodies are slices of it, so a message costs no allocation to send.
+    pub body: Bytes,
+    /// The fabric and engine config, for the ideal times.
+    pub fabric: super::Fabric,
+    pub config: homa_core::Config,
+}
+
+pub(crate) struct PaperHost {
+    endpoint: Endpoint,
+    me: HostId,
+    overhead: u32,
+    rng: Rng,
+    next_arrival: Nanos,
+    traffic: Rc<Traffic>,
+    rec: Rc<RefCell<Recorder>>,
+}
+
+impl PaperHost {
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        me: HostId,
+        overhead: u32,
+        mut rng: Rng,
+        traffic: Rc<Traffic>,
+        rec: Rc<RefCell<Recorder>>,
+    ) -> Self {
+        let first = exp_gap(&mut rng, traffic.mean_gap_ns);
+        PaperHost {
+            endpoint,
+            me,
+            overhead,
+            rng,
+            next_arrival: first,
+            traffic,
+            rec,
+        }
+    }
+
+    /// Starts every message whose Poisson arrival time has come.
+    fn arrivals(&mut self, now: Nanos) {
+        while self.next_arrival <= now {
+            let start = self.next_arrival;
+            self.next_arrival = if start < self.traffic.stop_at {
+                start + exp_gap(&mut self.rng, self.traffic.mean_gap_ns)
+            } else {
+                Nanos::MAX
+            };
+            if start >= self.traffic.stop_at {
+                break;
+            }
+            let n = self.traffic.hosts as u64;
+            let mut dst = self.rng.below(n - 1) as usize;
+            if dst >= self.me.0 {
+                dst += 1;
+            }
+            let size = self.traffic.dist.sample(self.rng.next_f64());
+            let size = size.min(self.traffic.body.len() as u64);
+            let body = self.traffic.body.slice(..size as usize);
+            let id = match self.endpoint.send_request(
+                Instant::from_nanos(start),
+                host_addr(HostId(dst)),
+                body,
+            ) {
+                Ok(id) => id,
+                Err(_) => {
+                    self.rec.borrow_mut().failed += 1;
+                    continue;
+                }
+            };
+            let mut rec = self.rec.borrow_mut();
+            rec.started += 1;
+            if rec.measured(start) {
+                rec.started_measured += 1;
+                rec.measured_pending += 1;
+            }
+            rec.pending[self.me.0].insert(id.0, Pending { start, size });
+        }
+    }
+
+    fn drain_events(&mut self, now: Nanos) {
+        while let Some(event) = self.endpoint.poll_event() {
+            match event {
+                Event::Request { rpc, .. } => {
+                    // The message is complete: this is the moment the paper
+                    // measures. The client's id is the server id without its
+                    // low bit.
+                    let client = host_index(&rpc.client).map_or(usize::MAX, |h| h.0);
+                    let mut rec = self.rec.borrow_mut();
+                    if let Some(p) = rec
+                        .pending
+                        .get_mut(client)
+                        .and_then(|m| m.remove(&(rpc.id & !1)))
+                    {
+                        if rec.measured(p.start) {
+                            let same_rack = self.traffic.fabric.same_rack(HostId(client), self.me);
+                            let traffic = &self.traffic;
+                            let ideal =
+                                *rec.ideal.entry((p.size, same_rack)).or_insert_with(|| {
+                                    traffic.fabric.ideal_ns(&traffic.config, p.size, same_rack)
+                                });
+                            rec.samples
+                                .push((p.size, (now - p.start) as f64 / ideal as f64));
+                            rec.measured_pending -= 1;
+                        }
+                    }
+                    drop(rec);
+                    // The empty response acknowledges the message and frees
+                    // the RPC at both ends. The RPC was just delivered, so it
+                    // exists.
+                    self.endpoint
+                        .send_response(Instant::from_nanos(now), rpc, Bytes::new())
+                        .expect("respond to a just-delivered request");
+                }
+                Event::Response { .. } => {}
+                Event::Failed { id, .. } => {
+                    let mut rec = self.rec.borrow_mut();
+                    if let Some(p) = rec.pending[self.me.0].remove(&id.0) {
+                        if rec.measured(p.start) {
+                            rec.measured_pending -= 1;
+                        }
+                    }
+                    rec.failed += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// An exponentially distributed gap with the given mean, in whole ns.
+fn exp_gap(rng: &mut Rng, mean: f64) -> Nanos {
+    let u = rng.next_f64();
+    // 1 - u is in (0, 1], so the logarithm is finite.
+    (-(1.0 - u).ln() * mean).round() as Nanos
+}
+
+impl Node for PaperHost {
+    fn on_frame(&mut self, now: Nanos, frame: Frame) {
+        self.endpoint
+            .handle_packet(Instant::from_nanos(now), frame.src, frame.data);
+        self.drain_events(now);
+    }
+
+    fn on_timer(&mut self, now: Nanos) {
+        self.arrivals(now);
+        if self
+            .endpoint
+            .poll_timeout()
+            .is_some_and(|t| t.as_nanos() <= now)
+        {
+            self.endpoint.handle_timeout(Instant::from_nanos(now));
+        }
+        self.drain_events(now);
+    }
+
+    fn poll_frame(&mut self, now: Nanos) -> Option<Frame> {
+        let t = self.endpoint.poll_transmit(Instant::from_nanos(now))?;
+        let wire = t.len() as u32 + self.overhead;
+        let mut data = Vec::with_capacity(t.len());
+        t.write_to(&mut data);
+        Some(Frame::new(
+            self.endpoint.local_addr(),
+            t.destination,
+            t.priority,
+            Bytes::from(data),
+            wire,
+        ))
+    }
+
+    fn next_timer(&self) -> Option<Nanos> {
+        let engine = self.endpoint.poll_timeout().map(Instant::as_nanos);
+        match engine {
+            Some(t) => Some(t.min(self.next_arrival)),
+            None => (self.next_arrival != Nanos::MAX).then_some(self.next_arrival),
+        }
+    }
+}

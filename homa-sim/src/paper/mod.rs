@@ -1,0 +1,327 @@
+//! The SIGCOMM 2018 experiment, run with the real engine: 144 hosts sending
+//! Poisson streams of W1–W5 messages to each other; per-size-bucket slowdowns
+//! beside the paper's.
+//!
+//! * [`Fabric`] is the network (the paper's preset, every parameter
+//!   overridable) and the analytic ideal time ([`Fabric::ideal_ns`]).
+//! * [`EngineSetup`] is how the engine is configured ([`Policy::Paper`] as
+//!   the paper ran Homa, [`Policy::Linux`] with the Linux refinements).
+//! * [`run`] runs one experiment; [`bucketize`] turns its samples into the
+//!   paper's rows; [`reference`] holds the paper's numbers.
+//!
+//! Messages are Homa requests; the server answers each with an empty
+//! response, which acknowledges it and frees the RPC at both ends. A
+//! message's completion time is from the moment the client hands it to the
+//! engine to the moment the server's engine delivers the whole message, as
+//! in the paper. The load counts everything on the wire: data headers, the
+//! Ethernet and IP overhead, grants and the empty responses.
+//!
+//! # Example
+//! ```
+//! use homa_sim::paper::{bucketize, run, EngineSetup, Fabric, Policy, RunConfig};
+//! use homa_workload::Workload;
+//!
+//! let mut fabric = Fabric::sigcomm18();
+//! fabric.racks = 2;
+//! fabric.hosts_per_rack = 4;
+//! let cfg = RunConfig {
+//!     duration: 1_000_000, // 1 ms
+//!     warmup: 100_000,
+//!     ..RunConfig::new(Workload::W2, 0.5, fabric, EngineSetup::new(Workload::W2, Policy::Paper))
+//! };
+//! let result = run(&cfg, &mut |_, _| {}).unwrap();
+//! assert_eq!(result.failed, 0);
+//! assert!(result.samples.iter().all(|&(_, s)| s >= 1.0));
+//! let rows = bucketize(&result.samples, &[100, 1_000, u64::MAX]);
+//! assert_eq!(rows.iter().map(|r| r.count).sum::<usize>(), result.samples.len());
+//! ```
+
+mod engine;
+mod fabric;
+mod host;
+pub mod reference;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant as WallInstant};
+
+use bytes::Bytes;
+use homa_core::wire::{DATA_HEADER_LEN, GRANT_LEN};
+use homa_core::{Config, ConfigError, Endpoint};
+use homa_workload::{SizeDistribution, Workload};
+
+pub use engine::{
+    paper_priority_split, unsched_cutoffs, EngineSetup, Policy, PAPER_RTT_BYTES,
+    PAPER_UNSCHED_BYTES,
+};
+pub use fabric::Fabric;
+
+use crate::net::{host_addr, HostId, Nanos, Network};
+use crate::rng::Rng;
+use host::{PaperHost, Recorder, Traffic};
+
+/// One experiment.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Message sizes.
+    pub workload: Workload,
+    /// Offered load: fraction of the host link rate on the wire.
+    pub load: f64,
+    /// Messages that start in `[warmup, duration)` are measured.
+    pub duration: Nanos,
+    /// See [`duration`](Self::duration).
+    pub warmup: Nanos,
+    /// After `duration`, traffic goes on (so measured messages finish under
+    /// the same load) until every measured message is complete, for at most
+    /// this long.
+    pub drain_limit: Nanos,
+    /// Seed of all randomness (arrivals, sizes, destinations, spraying).
+    pub seed: u64,
+    /// The network.
+    pub fabric: Fabric,
+    /// The engine's settings.
+    pub engine: EngineSetup,
+}
+
+impl RunConfig {
+    /// 100 ms measured after 10 ms of warm-up, seed 1.
+    pub fn new(workload: Workload, load: f64, fabric: Fabric, engine: EngineSetup) -> Self {
+        RunConfig {
+            workload,
+            load,
+            duration: 100_000_000,
+            warmup: 10_000_000,
+            drain_limit: 100_000_000,
+            seed: 1,
+            fabric,
+            engine,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// Measured messages: (size in bytes, slowdown).
+    pub samples: Vec<(u64, f64)>,
+    /// Measured messages that had not completed when the drain limit ran out.
+    pub incomplete: u64,
+    /// Messages that failed or could not be sent (nothing is lost: 0 expected).
+    pub failed: u64,
+    /// Messages started in all, and within the measured window.
+    pub started: u64,
+    /// See [`started`](Self::started).
+    pub started_measured: u64,
+    /// Mean busy fraction of the host uplinks over the measured window: the
+    /// load actually offered on the wire.
+    pub measured_load: f64,
+    /// Simulator events processed.
+    pub events: u64,
+    /// Simulated time at the end.
+    pub sim_time: Nanos,
+    /// Wall-clock time of the run.
+    pub wall: Duration,
+    /// The engine config every host ran.
+    pub config: Config,
+}
+
+impl RunResult {
+    /// Simulator events per second of wall time.
+    pub fn events_per_sec(&self) -> f64 {
+        self.events as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Mean wire bytes a message puts on host uplinks: its DATA frames, the grants
+/// for its scheduled bytes and the empty response. By symmetry (every host
+/// sends and receives alike) this is what each host's uplink carries per
+/// message it sends.
+pub fn mean_wire_bytes(dist: &SizeDistribution, config: &Config) -> f64 {
+    const N: u64 = 1 << 16;
+    let payload = u64::from(config.max_payload());
+    let frame = DATA_HEADER_LEN as u64 + u64::from(config.packet_overhead);
+    let unsched = u64::from(config.unsched_bytes).div_ceil(payload) * payload;
+    let grant = GRANT_LEN as u64 + u64::from(config.packet_overhead);
+    let step = u64::from(config.grant_increment).max(payload);
+    let per_message_overhead: f64 = (0..N)
+        .map(|i| {
+            let s = dist.sample((i as f64 + 0.5) / N as f64);
+            let packets = s.div_ceil(payload).max(1);
+            let grants = s.saturating_sub(unsched).div_ceil(step);
+            (packets * frame + grants * grant) as f64
+        })
+        .sum::<f64>()
+        / N as f64;
+    // The data bytes themselves from the file's stated mean (exact, tail
+    // included); the response is one header-only frame.
+    dist.mean_bytes() + per_message_overhead + frame as f64
+}
+
+/// Runs one experiment. `progress(now, end)` is called every 100 µs of
+/// simulated time (`end` is the planned end without draining).
+///
+/// # Errors
+/// If the engine settings do not form a valid config.
+pub fn run(
+    cfg: &RunConfig,
+    progress: &mut dyn FnMut(Nanos, Nanos),
+) -> Result<RunResult, ConfigError> {
+    let wall = WallInstant::now();
+    let dist = SizeDistribution::sigcomm18(cfg.workload);
+    let config = cfg.engine.config(&cfg.fabric, &dist)?;
+    let hosts = cfg.fabric.hosts();
+    // Poisson arrivals per host at the rate that fills `load` of the link.
+    let bytes_per_ns = cfg.load * cfg.fabric.host_link_bps as f64 / 8e9;
+    let mean_gap_ns = mean_wire_bytes(&dist, &config) / bytes_per_ns;
+    let largest = if cfg.workload == Workload::W1 {
+        1 << 30
+    } else {
+        dist.max_step_bytes()
+    };
+    let end = cfg.duration;
+    let traffic = Rc::new(Traffic {
+        dist,
+        mean_gap_ns,
+        stop_at: end + cfg.drain_limit,
+        hosts,
+        // Zero-filled by the allocator on demand: untouched pages cost nothing.
+        body: Bytes::from(vec![0u8; largest as usize]),
+        fabric: cfg.fabric.clone(),
+        config: config.clone(),
+    });
+    let rec = Rc::new(RefCell::new(Recorder::new(hosts, cfg.warmup, end)));
+    let mut net = Network::new(cfg.fabric.topology(), cfg.seed);
+    let mut seeds = Rng::new(cfg.seed ^ 0x5eed_0f7a_ff1c);
+    for h in 0..hosts {
+        let engine_config = Config {
+            seed: seeds.next_u64(),
+            ..config.clone()
+        };
+        let endpoint = Endpoint::new(engine_config, host_addr(HostId(h)))?;
+        net.add_host(PaperHost::new(
+            endpoint,
+            HostId(h),
+            config.packet_overhead,
+            seeds.fork(),
+            Rc::clone(&traffic),
+            Rc::clone(&rec),
+        ));
+    }
+    let busy = |net: &Network<PaperHost>| -> u64 {
+        (0..hosts)
+            .map(|h| net.host_stats(HostId(h)).tx_busy_ns)
+            .sum()
+    };
+    const STEP: Nanos = 100_000;
+    let mut t = 0;
+    let mut busy_at_warmup = None;
+    let mut busy_at_end = None;
+    loop {
+        t += STEP;
+        if busy_at_warmup.is_none() && t > cfg.warmup {
+            net.run_until(cfg.warmup);
+            busy_at_warmup = Some(busy(&net));
+        }
+        if busy_at_end.is_none() && t > end {
+            net.run_until(end);
+            busy_at_end = Some(busy(&net));
+        }
+        net.run_until(t);
+        progress(t.min(end), end);
+        let drained = rec.borrow().measured_pending == 0;
+        if t >= end && (drained || t >= end + cfg.drain_limit) {
+            break;
+        }
+    }
+    let window = (end - cfg.warmup.min(end)).max(1) as f64 * hosts as f64;
+    let measured_load = (busy_at_end.unwrap_or(0) - busy_at_warmup.unwrap_or(0)) as f64 / window;
+    let rec = rec.borrow();
+    Ok(RunResult {
+        samples: rec.samples.clone(),
+        incomplete: rec.measured_pending,
+        failed: rec.failed,
+        started: rec.started,
+        started_measured: rec.started_measured,
+        measured_load,
+        events: net.stats().events,
+        sim_time: net.now(),
+        wall: wall.elapsed(),
+        config,
+    })
+}
+
+/// Statistics of one size bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketStats {
+    /// Largest size in the bucket (inclusive); the previous bucket's bound is
+    /// exclusive.
+    pub size_upper_bytes: u64,
+    /// Messages in the bucket.
+    pub count: usize,
+    /// Median slowdown (0 if the bucket is empty).
+    pub median_slowdown: f64,
+    /// 99th-percentile slowdown (0 if the bucket is empty).
+    pub p99_slowdown: f64,
+}
+
+/// Sorts `samples` (size, slowdown) into buckets with the given inclusive
+/// upper bounds (ascending); sizes above the last bound go to the last
+/// bucket. Percentiles are nearest-rank.
+///
+/// # Example
+/// ```
+/// let rows = homa_sim::paper::bucketize(&[(10, 1.0), (10, 3.0), (500, 2.0)], &[100, 1000]);
+/// assert_eq!(rows[0].count, 2);
+/// assert_eq!(rows[0].median_slowdown, 1.0);
+/// assert_eq!(rows[0].p99_slowdown, 3.0);
+/// assert_eq!(rows[1].count, 1);
+/// ```
+pub fn bucketize(samples: &[(u64, f64)], bounds: &[u64]) -> Vec<BucketStats> {
+    let mut per: Vec<Vec<f64>> = vec![Vec::new(); bounds.len()];
+    for &(size, slowdown) in samples {
+        let i = bounds.partition_point(|&b| b < size).min(bounds.len() - 1);
+        per[i].push(slowdown);
+    }
+    bounds
+        .iter()
+        .zip(per)
+        .map(|(&b, mut v)| {
+            v.sort_by(f64::total_cmp);
+            BucketStats {
+                size_upper_bytes: b,
+                count: v.len(),
+                median_slowdown: percentile(&v, 0.5),
+                p99_slowdown: percentile(&v, 0.99),
+            }
+        })
+        .collect()
+}
+
+/// Nearest-rank percentile of sorted values (0 if empty).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Smallest-bucket P99, worst-bucket P99 and the count-weighted mean of bucket
+/// P99s (empty buckets ignored), the paper's three headline figures.
+pub fn summarize(rows: &[BucketStats]) -> (f64, f64, f64) {
+    let used: Vec<&BucketStats> = rows.iter().filter(|r| r.count > 0).collect();
+    // The smallest bucket lines up with the paper's first row; if a short
+    // run left it empty, the first bucket with messages stands in.
+    let first = used.first().map_or(0.0, |r| r.p99_slowdown);
+    let worst = used.iter().map(|r| r.p99_slowdown).fold(0.0, f64::max);
+    let n: usize = used.iter().map(|r| r.count).sum();
+    let mean = used
+        .iter()
+        .map(|r| r.count as f64 * r.p99_slowdown)
+        .sum::<f64>()
+        / n.max(1) as f64;
+    (first, worst, mean)
+}
+
+#[cfg(test)]
+mod tests;
