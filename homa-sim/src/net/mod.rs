@@ -23,11 +23,13 @@
 //! (one stream for fault injection, one for per-packet spraying); events with
 //! equal times are processed in the order they were scheduled.
 
+mod queue;
 mod topology;
 mod types;
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
+
+use queue::EventQueue;
 
 use bytes::BytesMut;
 
@@ -59,31 +61,6 @@ enum EventKind {
     Timer { host: u32, gen: u64 },
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Event {
-    time: Nanos,
-    seq: u64,
-    kind: EventKind,
-}
-
-impl PartialEq for Event {
-    fn eq(&self, other: &Self) -> bool {
-        self.time == other.time && self.seq == other.seq
-    }
-}
-impl Eq for Event {}
-impl PartialOrd for Event {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Event {
-    // Reversed: BinaryHeap is a max-heap, we want the earliest (time, seq).
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.time, other.seq).cmp(&(self.time, self.seq))
-    }
-}
-
 struct Packet {
     frame: Frame,
     dst: u32,
@@ -97,7 +74,12 @@ struct PortState {
     /// Bit `i` set iff `queues[i]` is non-empty.
     nonempty: u8,
     queued_bytes: u64,
-    busy: bool,
+    /// The port transmits until then.
+    busy_until: Nanos,
+    /// A `TxDone` event is scheduled (only while frames wait: a port whose
+    /// queue is empty when it finishes needs no event, which saves one event
+    /// per hop on a quiet link).
+    txdone_pending: bool,
     stats: PortStats,
 }
 
@@ -123,7 +105,7 @@ pub struct Network<N: Node> {
     port_to: Vec<Endpoint>,
     now: Nanos,
     seq: u64,
-    events: BinaryHeap<Event>,
+    events: EventQueue<EventKind>,
     ports: Vec<PortState>,
     pkts: Vec<Option<Packet>>,
     free_pkts: Vec<u32>,
@@ -158,7 +140,7 @@ impl<N: Node> Network<N> {
             port_to,
             now: 0,
             seq: 0,
-            events: BinaryHeap::new(),
+            events: EventQueue::new(),
             ports,
             pkts: Vec::new(),
             free_pkts: Vec::new(),
@@ -385,22 +367,34 @@ impl<N: Node> Network<N> {
 
     /// Time of the next pending event, if any (may be a stale timer event).
     pub fn next_event_time(&self) -> Option<Nanos> {
-        self.events.peek().map(|e| e.time)
+        self.events.peek_key().map(|k| (k >> 64) as Nanos)
     }
 
     /// Processes one event. Returns `false` if there were no events left.
     pub fn step(&mut self) -> bool {
-        let Some(ev) = self.events.pop() else {
+        let Some((key, kind)) = self.events.pop() else {
             return false;
         };
-        debug_assert!(ev.time >= self.now);
-        self.now = ev.time;
+        let time = (key >> 64) as Nanos;
+        debug_assert!(time >= self.now);
+        self.now = time;
         self.stats.events += 1;
-        match ev.kind {
+        match kind {
             EventKind::Arrive { port, pkt } => self.on_arrive(port as usize, pkt),
             EventKind::TxDone { port } => {
-                self.ports[port as usize].busy = false;
-                self.try_start(port as usize);
+                let ps = &mut self.ports[port as usize];
+                ps.txdone_pending = false;
+                if self.now < ps.busy_until {
+                    // A frame arriving at the very end of the previous one
+                    // started it before this event ran: wait for that one.
+                    if ps.nonempty != 0 {
+                        ps.txdone_pending = true;
+                        let at = ps.busy_until;
+                        self.schedule(at, EventKind::TxDone { port });
+                    }
+                } else {
+                    self.try_start(port as usize);
+                }
             }
             EventKind::NicEnqueue { host, pkt, epoch } => {
                 let h = host as usize;
@@ -429,7 +423,11 @@ impl<N: Node> Network<N> {
     /// Processes all events with time `<= t`, then sets the time to `t` (if
     /// it is later than the current time).
     pub fn run_until(&mut self, t: Nanos) {
-        while self.events.peek().is_some_and(|e| e.time <= t) {
+        while self
+            .events
+            .peek_key()
+            .is_some_and(|k| (k >> 64) as Nanos <= t)
+        {
             self.step();
         }
         self.now = self.now.max(t);
@@ -444,8 +442,8 @@ impl<N: Node> Network<N> {
             if !cond(self) {
                 return true;
             }
-            match self.events.peek() {
-                Some(e) if e.time <= limit => {
+            match self.events.peek_key().map(|k| (k >> 64) as Nanos) {
+                Some(e) if e <= limit => {
                     self.step();
                 }
                 _ => {
@@ -461,7 +459,8 @@ impl<N: Node> Network<N> {
     fn schedule(&mut self, time: Nanos, kind: EventKind) {
         let seq = self.seq;
         self.seq += 1;
-        self.events.push(Event { time, seq, kind });
+        self.events
+            .push((u128::from(time) << 64) | u128::from(seq), kind);
     }
 
     fn alloc(&mut self, p: Packet) -> u32 {
@@ -643,15 +642,19 @@ impl<N: Node> Network<N> {
         ps.nonempty |= 1 << prio;
         ps.queued_bytes += wire;
         ps.stats.max_queue_bytes = ps.stats.max_queue_bytes.max(ps.queued_bytes);
-        if !ps.busy {
+        if self.now >= ps.busy_until {
             self.try_start(port);
+        } else if !ps.txdone_pending {
+            ps.txdone_pending = true;
+            let at = ps.busy_until;
+            self.schedule(at, EventKind::TxDone { port: port as u32 });
         }
     }
 
     /// Starts transmitting the highest-priority queued frame if the port is idle.
     fn try_start(&mut self, port: usize) {
         let ps = &mut self.ports[port];
-        if ps.busy || ps.nonempty == 0 {
+        if self.now < ps.busy_until || ps.nonempty == 0 {
             return;
         }
         let prio = 7 - ps.nonempty.leading_zeros() as usize;
@@ -666,7 +669,11 @@ impl<N: Node> Network<N> {
         ps.queued_bytes -= u64::from(wire);
         let info = &self.topo.ports[port];
         let ser = info.link.serialization_ns(wire);
-        ps.busy = true;
+        ps.busy_until = self.now + ser;
+        let more = ps.nonempty != 0 && !ps.txdone_pending;
+        if more {
+            ps.txdone_pending = true;
+        }
         ps.stats.tx_frames += 1;
         ps.stats.tx_bytes += u64::from(wire);
         ps.stats.busy_ns += ser;
@@ -675,8 +682,10 @@ impl<N: Node> Network<N> {
             Endpoint::Switch(s) => arrive += self.topo.switch_delays[s.0],
             Endpoint::Host(_) => arrive += self.topo.rx_delay,
         }
-        let done = self.now + ser;
-        self.schedule(done, EventKind::TxDone { port: port as u32 });
+        if more {
+            let done = self.now + ser;
+            self.schedule(done, EventKind::TxDone { port: port as u32 });
+        }
         self.schedule(
             arrive,
             EventKind::Arrive {

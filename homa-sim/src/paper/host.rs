@@ -17,6 +17,7 @@ use crate::rng::Rng;
 struct Pending {
     start: Nanos,
     size: u64,
+    dst: u32,
 }
 
 /// Shared by all hosts of a run: messages in flight and their outcomes.
@@ -52,6 +53,29 @@ impl Recorder {
 
     fn measured(&self, start: Nanos) -> bool {
         (self.measure_from..self.measure_until).contains(&start)
+    }
+
+    /// Ends the run at `now`: every measured message still in flight is
+    /// counted with the slowdown it has reached so far, a lower bound on its
+    /// real one, so that starved messages weigh on the tail instead of
+    /// vanishing from it. Returns how many there were.
+    pub(crate) fn finish(&mut self, now: Nanos, traffic: &Traffic) -> u64 {
+        let mut late = Vec::new();
+        for (client, pending) in self.pending.iter().enumerate() {
+            for p in pending.values() {
+                if self.measured(p.start) {
+                    let same_rack = traffic
+                        .fabric
+                        .same_rack(HostId(client), HostId(p.dst as usize));
+                    let ideal = traffic.fabric.ideal_ns(&traffic.config, p.size, same_rack);
+                    late.push((p.size, (now - p.start) as f64 / ideal as f64));
+                }
+            }
+        }
+        late.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let n = late.len() as u64;
+        self.samples.extend(late);
+        n
     }
 }
 
@@ -139,7 +163,14 @@ impl PaperHost {
                 rec.started_measured += 1;
                 rec.measured_pending += 1;
             }
-            rec.pending[self.me.0].insert(id.0, Pending { start, size });
+            rec.pending[self.me.0].insert(
+                id.0,
+                Pending {
+                    start,
+                    size,
+                    dst: dst as u32,
+                },
+            );
         }
     }
 

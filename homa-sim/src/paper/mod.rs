@@ -73,7 +73,8 @@ pub struct RunConfig {
     pub warmup: Nanos,
     /// After `duration`, traffic goes on (so measured messages finish under
     /// the same load) until every measured message is complete, for at most
-    /// this long.
+    /// this long. Messages still incomplete then are counted with the
+    /// slowdown they have reached (see [`RunResult::samples`]).
     pub drain_limit: Nanos,
     /// Seed of all randomness (arrivals, sizes, destinations, spraying).
     pub seed: u64,
@@ -84,14 +85,14 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// 100 ms measured after 10 ms of warm-up, seed 1.
+    /// 100 ms measured after 10 ms of warm-up, at most 20 ms of drain, seed 1.
     pub fn new(workload: Workload, load: f64, fabric: Fabric, engine: EngineSetup) -> Self {
         RunConfig {
             workload,
             load,
             duration: 100_000_000,
             warmup: 10_000_000,
-            drain_limit: 100_000_000,
+            drain_limit: 20_000_000,
             seed: 1,
             fabric,
             engine,
@@ -102,9 +103,12 @@ impl RunConfig {
 /// What a run produced.
 #[derive(Debug, Clone)]
 pub struct RunResult {
-    /// Measured messages: (size in bytes, slowdown).
+    /// Measured messages: (size in bytes, slowdown). Messages still
+    /// incomplete at the end are included with the slowdown they had reached
+    /// (a lower bound), so starvation shows in the tail.
     pub samples: Vec<(u64, f64)>,
-    /// Measured messages that had not completed when the drain limit ran out.
+    /// Measured messages that had not completed when the drain limit ran out
+    /// (included in `samples` with a lower bound).
     pub incomplete: u64,
     /// Messages that failed or could not be sent (nothing is lost: 0 expected).
     pub failed: u64,
@@ -235,10 +239,11 @@ pub fn run(
     }
     let window = (end - cfg.warmup.min(end)).max(1) as f64 * hosts as f64;
     let measured_load = (busy_at_end.unwrap_or(0) - busy_at_warmup.unwrap_or(0)) as f64 / window;
-    let rec = rec.borrow();
+    let mut rec = rec.borrow_mut();
+    let incomplete = rec.finish(net.now(), &traffic);
     Ok(RunResult {
-        samples: rec.samples.clone(),
-        incomplete: rec.measured_pending,
+        samples: std::mem::take(&mut rec.samples),
+        incomplete,
         failed: rec.failed,
         started: rec.started,
         started_measured: rec.started_measured,

@@ -58,7 +58,9 @@ struct PaperArgs {
     #[arg(long, value_parser = parse_duration)]
     warmup: Option<Nanos>,
     /// After the duration, traffic continues until every measured message has
-    /// completed, for at most this long. Default: the duration.
+    /// completed, for at most this long; messages still incomplete then count
+    /// with the slowdown they have reached (a lower bound). Default: a fifth
+    /// of the duration.
     #[arg(long, value_parser = parse_duration)]
     drain: Option<Nanos>,
     /// First seed.
@@ -291,7 +293,7 @@ fn paper(args: &PaperArgs) -> Result<(), String> {
                 jobs.push(RunConfig {
                     duration,
                     warmup: args.warmup.unwrap_or(duration / 10).min(duration / 2),
-                    drain_limit: args.drain.unwrap_or(duration),
+                    drain_limit: args.drain.unwrap_or(duration / 5),
                     seed: args.seed + s,
                     ..RunConfig::new(w, load, fabric.clone(), engine.clone())
                 });

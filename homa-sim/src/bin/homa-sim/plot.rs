@@ -60,7 +60,7 @@ pub fn plot(path: &Path, groups: &[Group]) -> Result<(), Box<dyn std::error::Err
             .x_label_formatter(&|v| human(*v))
             .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()?;
-        let series: [(&str, &Vec<(f64, f64)>, RGBColor); 3] = [
+        let series = [
             ("homa-rs (this run)", &ours, RGBColor(0, 90, 200)),
             ("paper: Homa", &homa, RGBColor(220, 90, 0)),
             ("paper: pFabric", &pfabric, RGBColor(120, 120, 120)),

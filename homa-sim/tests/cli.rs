@@ -1,0 +1,120 @@
+//! End-to-end smoke run of the `homa-sim` CLI on a small fabric: every
+//! workload, a few simulated milliseconds. Checks the pipeline, not the
+//! figures: messages complete, no slowdown is below 1, the CSV is
+//! well-formed and lines up with the paper's buckets, the plot and the
+//! summary are written.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("homa-sim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn paper_smoke_run_writes_a_wellformed_csv_plot_and_summary() {
+    let out = out_dir("smoke");
+    let status = Command::new(env!("CARGO_BIN_EXE_homa-sim"))
+        .args([
+            "paper",
+            "--workload",
+            "all",
+            "--load",
+            "0.5",
+            "--racks",
+            "2",
+            "--hosts-per-rack",
+            "4",
+            "--duration",
+            "3ms",
+            "--warmup",
+            "300us",
+            "--drain",
+            "30ms",
+            "--quiet",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run homa-sim");
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "homa-sim failed: {}\n{stdout}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(stdout.contains("smallest bucket"), "{stdout}");
+
+    let csv = std::fs::read_to_string(out.join("slowdown.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("workload,load,size_upper_bytes,count,median_slowdown,p99_slowdown")
+    );
+    let mut per_workload = std::collections::BTreeMap::<String, (usize, usize)>::new();
+    let mut last_bound = (String::new(), 0u64);
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 6, "{line}");
+        assert_eq!(f[1], "0.5");
+        let upper: u64 = f[2].parse().unwrap();
+        let count: usize = f[3].parse().unwrap();
+        let median: f64 = f[4].parse().unwrap();
+        let p99: f64 = f[5].parse().unwrap();
+        if last_bound.0 == f[0] {
+            assert!(upper > last_bound.1, "bounds ascend: {line}");
+        }
+        last_bound = (f[0].to_string(), upper);
+        if count > 0 {
+            assert!(median >= 1.0 && p99 >= median, "{line}");
+        } else {
+            assert_eq!((median, p99), (0.0, 0.0), "{line}");
+        }
+        let e = per_workload.entry(f[0].to_string()).or_default();
+        e.0 += 1;
+        e.1 += count;
+    }
+    let rows = |w: &str| per_workload[w].0;
+    // Rows line up with the paper's buckets for each workload.
+    assert_eq!(
+        (rows("W1"), rows("W2"), rows("W3"), rows("W4"), rows("W5")),
+        (83, 99, 102, 91, 87)
+    );
+    for w in ["W1", "W2", "W3"] {
+        assert!(per_workload[w].1 > 100, "{w}: {:?}", per_workload[w]);
+    }
+    let svg = std::fs::read_to_string(out.join("slowdown.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("paper: Homa"),
+        "svg"
+    );
+    assert!(std::fs::read_to_string(out.join("summary.md"))
+        .unwrap()
+        .contains("| W5 | 50% |"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn bad_arguments_get_a_clear_error() {
+    for (args, want) in [
+        (&["paper", "--workload", "w9"][..], "w9"),
+        (&["paper", "--load", "1.5"][..], "load"),
+        (&["paper", "--duration", "5parsecs"][..], "unit"),
+        (
+            &["paper", "--workload", "w1", "--sched-levels", "3"][..],
+            "priorities",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_homa-sim"))
+            .args(args)
+            .arg("--out")
+            .arg(out_dir("bad"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
