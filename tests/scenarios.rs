@@ -576,3 +576,71 @@ fn corrupted_frames_are_dropped_by_the_checksum_and_recovered() {
     net.set_faults(Faults::default());
     assert_no_state_left(&mut net);
 }
+
+/// A sender that keeps a granted message waiting because its own SRPT
+/// prefers shorter ones is alive, not silent: neither end may time the RPC
+/// out, however long that lasts (Linux answers the receiver's RESEND with
+/// BUSY and does not count silence while the RPC is blocked on itself).
+#[test]
+fn a_message_starved_by_its_own_sender_is_not_timed_out() {
+    let cfg = Config {
+        send_fifo_percent: 0,
+        ..config()
+    };
+    let mut net = star_with(3, 11, cfg);
+    let (a, b) = (net.host_addr(HostId(1)), net.host_addr(HostId(2)));
+    let big = net.with_node(HostId(0), |n, now| {
+        n.call(now, a, pattern(1_000_000, 1)).unwrap()
+    });
+    // Host 0 keeps eight shorter, fully unscheduled requests to B
+    // outstanding for 300 ms (three timeouts): it always has one of them to
+    // send, so its SRPT never picks the big one.
+    let horizon = 300 * MS;
+    let mut calls = 0u64;
+    for _ in 0..8 {
+        net.with_node(HostId(0), |n, now| {
+            n.call(now, b, pattern(30_000, 7)).unwrap()
+        });
+        calls += 1;
+    }
+    let mut seen = 0;
+    while net.now() < horizon && net.step() {
+        let done = net.node(HostId(0)).completed;
+        while seen < done {
+            seen += 1;
+            net.with_node(HostId(0), |n, now| {
+                n.call(now, b, pattern(30_000, 7)).unwrap()
+            });
+            calls += 1;
+        }
+    }
+    let early = net
+        .node(HostId(0))
+        .log
+        .iter()
+        .any(|l| matches!(&l.event, Event::Response { id, .. } if *id == big));
+    assert!(
+        !early,
+        "the stream did not starve the big request; the test would prove nothing"
+    );
+    assert!(
+        calls > 100,
+        "the stream kept the sender busy ({calls} calls)"
+    );
+    // Stop the stream: the big request goes out and completes.
+    let end = net.now() + 200 * MS;
+    net.run_while(end, |net| {
+        !net.node(HostId(0))
+            .log
+            .iter()
+            .any(|l| matches!(&l.event, Event::Response { id, .. } if *id == big))
+    });
+    assert_no_failures(&net);
+    assert!(
+        net.node(HostId(0))
+            .log
+            .iter()
+            .any(|l| matches!(&l.event, Event::Response { id, .. } if *id == big)),
+        "the big RPC never completed"
+    );
+}

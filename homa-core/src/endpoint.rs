@@ -809,9 +809,16 @@ impl Endpoint {
         } else if out.length == 0 && out.started && rs.offset == 0 {
             // An empty message was lost: send its one packet again.
             out.started = false;
-        } else if !out.has_work() {
+        } else {
+            // Nothing asked for has been sent yet: either we have nothing to
+            // send, or we hold granted bytes back because our SRPT prefers
+            // other messages. Either way tell the receiver we are alive
+            // (Linux sends BUSY here too), or it would time the RPC out.
+            let work = out.has_work();
             self.send_control(peer, Repr::Busy(self.common(peer, local_id)));
-            return;
+            if !work {
+                return;
+            }
         }
         self.mark_sendable(idx);
     }

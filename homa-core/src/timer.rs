@@ -30,6 +30,16 @@ impl Endpoint {
                 // (Linux resets silent_ticks here too).
                 r.last_heard = now;
             }
+            if r.out
+                .as_ref()
+                .is_some_and(|o| o.next_offset < o.granted.min(o.length))
+            {
+                // We may send bytes we have not sent: the RPC waits on us
+                // (our own SRPT prefers other messages), not on the peer, so
+                // the peer's silence is not its fault either (Linux does not
+                // count silent ticks while the RPC is blocked on the sender).
+                r.last_heard = now;
+            }
             let r = &*r;
             let silent = now - r.last_heard;
             let may_resend = silent >= resend_after && now - r.last_resend >= resend_interval;

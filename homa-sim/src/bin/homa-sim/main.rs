@@ -50,7 +50,7 @@ struct PaperArgs {
     load: String,
     /// Simulated time in which measured messages start (e.g. 100ms, 1s).
     /// Default per workload: enough messages for stable bucket tails
-    /// (W1/W2 20ms, W3 100ms, W4 400ms, W5 1s).
+    /// (W1 10ms, W2 20ms, W3 100ms, W4 200ms, W5 400ms).
     #[arg(long, value_parser = parse_duration)]
     duration: Option<Nanos>,
     /// Messages starting before this are not measured. Default: a tenth of
@@ -187,10 +187,13 @@ fn parse_loads(s: &str) -> Result<Vec<f64>, String> {
 
 fn default_duration(w: Workload) -> Nanos {
     match w {
-        Workload::W1 | Workload::W2 => 20_000_000,
+        // Each gives a few hundred messages or more in every bucket (W1
+        // and W2 have millions of messages per 10 ms; W5 ~45,000 per second).
+        Workload::W1 => 10_000_000,
+        Workload::W2 => 20_000_000,
         Workload::W3 => 100_000_000,
-        Workload::W4 => 400_000_000,
-        Workload::W5 => 1_000_000_000,
+        Workload::W4 => 200_000_000,
+        Workload::W5 => 400_000_000,
     }
 }
 
