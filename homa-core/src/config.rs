@@ -61,8 +61,10 @@ pub struct Config {
     /// many bytes (or finish the message). Larger values send fewer GRANT
     /// packets; the effective window shrinks by up to this much, so keep it
     /// well below the window (the dynamic window is at least
-    /// `max_incoming / (max_overcommit + 1)`, 44 KB by default). Default
-    /// 10,000; the paper simulation grants a packet at a time.
+    /// `max_incoming / (max_overcommit + 1)`, 44 KB by default). The engine
+    /// caps the step at half the current window, so a window smaller than
+    /// this never stalls grants. Default 10,000; the paper simulation grants
+    /// a packet at a time.
     pub grant_increment: u32,
     /// Percentage of granted bytes that go to the oldest incoming message, so
     /// large messages never starve. Default 5 (%); 0 disables.

@@ -66,6 +66,10 @@ impl Endpoint {
             .config
             .grant_window
             .unwrap_or(max_incoming / (active as u32 + 1));
+        // A grant must move at least `grant_increment`, but never more than
+        // half the window: with a window smaller than the increment no grant
+        // could ever be sent and every message would stall.
+        let step = increment.min((window / 2).max(1));
         for (rank, &idx) in cands[..active].iter().enumerate() {
             let m = self.rpc(idx).inm.as_ref().expect("incoming has inm");
             let target = m.length.min(m.received.saturating_add(window));
@@ -79,7 +83,7 @@ impl Endpoint {
             let new = target.min(m.granted + room);
             // Grant at least `grant_increment` at a time (fewer GRANT
             // packets), unless this finishes the message.
-            if new < m.length && new - m.granted < increment {
+            if new < m.length && new - m.granted < step {
                 continue;
             }
             total += new - m.granted;

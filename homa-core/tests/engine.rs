@@ -363,3 +363,29 @@ fn unreachable_peer_fails_its_client_rpcs_and_drops_its_server_rpcs() {
     assert_eq!(m.active_server_rpcs, 0);
     assert_eq!(m.remembered_acks, 2);
 }
+
+/// A grant step larger than the window (a dynamic window shrinks as messages
+/// arrive) must not stall grants: the engine caps the step at half the
+/// window. Before that cap, this message waited for RESENDs to move at all.
+#[test]
+fn a_window_smaller_than_the_grant_increment_still_grants() {
+    for window in [Some(5_000), None] {
+        let config = Config {
+            grant_window: window,
+            // The dynamic window here is 20,000 / 2 = 10,000.
+            max_incoming: 20_000,
+            grant_increment: 15_000,
+            ..Config::default()
+        };
+        let mut p = Pair::new(config);
+        let body = pattern(300_000, 9);
+        let id = p.call(body.clone());
+        assert!(
+            p.run_until(Duration::from_millis(4), |p| p.responses() == 1),
+            "window {window:?}: the message stalled"
+        );
+        assert!(p.client_events.contains(&Event::Response { id, body }));
+        assert_eq!(p.server.metrics().resends_sent, 0, "window {window:?}");
+        assert_eq!(p.client.metrics().resends_sent, 0, "window {window:?}");
+    }
+}

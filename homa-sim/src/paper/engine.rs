@@ -14,9 +14,9 @@ pub enum Policy {
     /// number of scheduled levels, no FIFO share.
     Paper,
     /// The paper's priorities and unscheduled bytes with the Linux
-    /// refinements on top: the dynamic window `max_incoming / (active + 1)`,
-    /// 5 % of grants and of sender bandwidth to the oldest message, grants
-    /// in 10 KB steps.
+    /// refinements on top: the dynamic window `max_incoming / (active + 1)`
+    /// with `max_incoming` 8 RTTbytes, overcommitment 8, 5 % of grants and
+    /// of sender bandwidth to the oldest message, grants in 2.5 KB steps.
     Linux,
 }
 
@@ -112,12 +112,15 @@ impl EngineSetup {
                 unsched_bytes: PAPER_UNSCHED_BYTES,
                 sched_levels,
                 unsched_levels,
-                overcommit: usize::from(sched_levels).max(4),
+                // Linux grants to up to 8 messages whatever the priority split.
+                overcommit: 8,
                 grant_window: None,
-                grant_increment: PAPER_RTT_BYTES,
-                // Linux sizes max_incoming as a multiple of RTTbytes; 4× at
-                // 10 Gbit/s.
-                max_incoming: 4 * PAPER_RTT_BYTES,
+                // A quarter of RTTbytes: fewer GRANTs than one per packet,
+                // small against the dynamic window.
+                grant_increment: PAPER_RTT_BYTES / 4,
+                // Linux sizes max_incoming at several RTTbytes (400 KB at 25
+                // Gbit/s); 8 RTTbytes here, so one message alone gets half.
+                max_incoming: 8 * PAPER_RTT_BYTES,
                 fifo_grant_percent: 5,
                 send_fifo_percent: 5,
             },

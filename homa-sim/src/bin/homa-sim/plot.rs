@@ -55,6 +55,8 @@ pub fn plot(path: &Path, groups: &[Group]) -> Result<(), Box<dyn std::error::Err
             )?;
         chart
             .configure_mesh()
+            .light_line_style(RGBColor(242, 242, 242))
+            .bold_line_style(RGBColor(210, 210, 210))
             .x_desc("message size (bytes, bucket upper bound)")
             .y_desc("99th-percentile slowdown")
             .x_label_formatter(&|v| human(*v))
