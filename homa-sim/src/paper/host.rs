@@ -39,6 +39,8 @@ pub(crate) struct Recorder {
     pub started_measured: u64,
     /// RPCs that failed (must stay 0: nothing is lost).
     pub failed: u64,
+    /// Why they failed: the first few reasons, with times.
+    pub failures: Vec<String>,
 }
 
 impl Recorder {
@@ -152,8 +154,15 @@ impl PaperHost {
                 body,
             ) {
                 Ok(id) => id,
-                Err(_) => {
-                    self.rec.borrow_mut().failed += 1;
+                Err(e) => {
+                    let mut rec = self.rec.borrow_mut();
+                    rec.failed += 1;
+                    if rec.failures.len() < 5 {
+                        rec.failures.push(format!(
+                            "at {start} ns host {} could not send {size} B: {e}",
+                            self.me.0
+                        ));
+                    }
                     continue;
                 }
             };
@@ -209,14 +218,22 @@ impl PaperHost {
                         .expect("respond to a just-delivered request");
                 }
                 Event::Response { .. } => {}
-                Event::Failed { id, .. } => {
+                Event::Failed { id, error } => {
                     let mut rec = self.rec.borrow_mut();
-                    if let Some(p) = rec.pending[self.me.0].remove(&id.0) {
+                    let p = rec.pending[self.me.0].remove(&id.0);
+                    if let Some(p) = p {
                         if rec.measured(p.start) {
                             rec.measured_pending -= 1;
                         }
                     }
                     rec.failed += 1;
+                    if rec.failures.len() < 5 {
+                        let what = p.map_or(String::from("?"), |p| {
+                            format!("{} B to host {} started at {} ns", p.size, p.dst, p.start)
+                        });
+                        rec.failures
+                            .push(format!("at {now} ns host {}: {what}: {error}", self.me.0));
+                    }
                 }
                 _ => {}
             }

@@ -112,6 +112,8 @@ pub struct RunResult {
     pub incomplete: u64,
     /// Messages that failed or could not be sent (nothing is lost: 0 expected).
     pub failed: u64,
+    /// The first few failures, each with its reason.
+    pub failures: Vec<String>,
     /// Messages started in all, and within the measured window.
     pub started: u64,
     /// See [`started`](Self::started).
@@ -245,6 +247,7 @@ pub fn run(
         samples: std::mem::take(&mut rec.samples),
         incomplete,
         failed: rec.failed,
+        failures: std::mem::take(&mut rec.failures),
         started: rec.started,
         started_measured: rec.started_measured,
         measured_load,

@@ -487,6 +487,13 @@ fn summary_table(groups: &[Group], args: &PaperArgs, wall: f64) -> String {
             );
         }
     }
+    for g in groups {
+        for r in &g.runs {
+            for f in &r.failures {
+                let _ = writeln!(s, "\nFailure in {} {:.0}%: {f}", g.workload, g.load * 100.0);
+            }
+        }
+    }
     let _ = writeln!(s, "\nTotal wall time {wall:.1} s.");
     s
 }
