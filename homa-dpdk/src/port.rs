@@ -176,6 +176,13 @@ impl Port {
         let mac = match cfg.mac {
             Some(m) => m,
             None => match ffi::port_mac(id) {
+                // Some vdevs (ports made from rings) have no address: make
+                // up a locally administered one, unique per process and port.
+                Ok([0, 0, 0, 0, 0, 0]) => {
+                    let pid = std::process::id().to_be_bytes();
+                    let [hi, lo] = id.to_be_bytes();
+                    MacAddr([0x02, pid[1], pid[2], pid[3], hi, lo])
+                }
                 Ok(m) => MacAddr(m),
                 Err(e) => {
                     ffi::port_close(id);

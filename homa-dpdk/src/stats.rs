@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! counters {
-    ($(#[$doc:meta] $name:ident,)*) => {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
         /// A snapshot of one port's counters: what the datapath did with
         /// each frame (from [`Port::stats`](crate::Port::stats) or
         /// [`Poller::stats`](crate::Poller::stats)), and the NIC's own
@@ -11,7 +11,7 @@ macro_rules! counters {
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
         #[non_exhaustive]
         pub struct PortStats {
-            $(#[$doc] pub $name: u64,)*
+            $($(#[$doc])* pub $name: u64,)*
             /// NIC: packets received (`rte_eth_stats.ipackets`).
             pub nic_rx_packets: u64,
             /// NIC: packets sent.
