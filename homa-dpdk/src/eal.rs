@@ -182,6 +182,13 @@ impl Dpdk {
         self.runtime_dir.as_deref()
     }
 
+    /// Mbufs in use across the pools of every port opened on this
+    /// environment (0 once the ports are closed, unless mbufs leaked).
+    pub fn mbufs_in_use(&self) -> u64 {
+        let r = self.resources.lock().unwrap_or_else(|e| e.into_inner());
+        r.pools.iter().map(|p| u64::from(p.in_use())).sum()
+    }
+
     /// A name unique in this process, for DPDK objects.
     pub(crate) fn unique_name(&self, what: &str) -> String {
         format!("{what}{}", self.names.fetch_add(1, Ordering::Relaxed))

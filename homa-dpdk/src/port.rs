@@ -280,16 +280,22 @@ impl Port {
         stats_of(self.id, &self.counters)
     }
 
+    /// Mbufs of this port's pool in use (in queues, in flight, or leaked):
+    /// 0 on an idle port of a virtual device.
+    pub fn mbufs_in_use(&self) -> u32 {
+        self.pool.in_use()
+    }
+
     pub(crate) fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
     }
 
-    /// Queue a raw Ethernet frame for sending (diagnostics and tests: the
-    /// bad-frame tests inject frames this way). Sent by the next
+    /// Queue a raw Ethernet frame for sending, as it is (diagnostics and
+    /// tests: the bad-frame tests inject frames this way). Sent by the next
     /// [`flush`](Self::flush). Returns `false` if it was dropped (no mbuf,
     /// too long).
     pub fn send_raw(&mut self, frame: &[u8]) -> bool {
-        let Ok(len) = u16::try_from(frame.len().max(wire::MIN_FRAME)) else {
+        let Ok(len) = u16::try_from(frame.len()) else {
             Counters::add(&self.counters.tx_too_big, 1);
             return false;
         };
@@ -301,8 +307,7 @@ impl Port {
             Counters::add(&self.counters.tx_too_big, 1);
             return false; // `m` is freed here
         };
-        buf[..frame.len()].copy_from_slice(frame);
-        buf[frame.len()..].fill(0);
+        buf.copy_from_slice(frame);
         self.push_tx(m, u64::from(len));
         true
     }

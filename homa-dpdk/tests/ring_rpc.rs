@@ -93,6 +93,7 @@ fn ring_pair_rpcs_from_1_byte_to_1_mib() {
     assert!(sa.arp_resolved >= 1 && sb.arp_resolved >= 1);
     assert_eq!(sa.rx_bad_checksum + sb.rx_bad_checksum, 0);
     poller.shutdown();
+    assert_eq!(dpdk.mbufs_in_use(), 0, "no mbuf leaked");
     drop(dpdk);
     if let Some(dir) = runtime_dir {
         assert!(!dir.exists(), "{} removed", dir.display());
