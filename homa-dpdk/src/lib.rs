@@ -57,6 +57,7 @@ mod error;
 mod ffi;
 mod poller;
 mod port;
+mod stack;
 mod stats;
 pub mod wire;
 
@@ -64,5 +65,6 @@ pub use eal::{Dpdk, EalConfig};
 pub use error::Error;
 pub use poller::{Poller, PollerConfig};
 pub use port::{Device, Port, PortConfig};
+pub use stack::Stack;
 pub use stats::PortStats;
 pub use wire::{MacAddr, VlanTag};
