@@ -12,7 +12,11 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/shim.c");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
 
-    if Command::new("pkg-config").arg("--version").output().is_err() {
+    if Command::new("pkg-config")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         panic!("pkg-config not found. {HELP}");
     }
     let lib = match pkg_config::Config::new()
@@ -50,7 +54,15 @@ fn main() {
 
     // Drivers we call directly (rte_eth_from_rings, vdev lookup) must be
     // linked, not only loaded as plugins.
-    for l in ["rte_net_ring", "rte_bus_vdev", "rte_ethdev", "rte_mbuf", "rte_mempool", "rte_ring", "rte_eal"] {
+    for l in [
+        "rte_net_ring",
+        "rte_bus_vdev",
+        "rte_ethdev",
+        "rte_mbuf",
+        "rte_mempool",
+        "rte_ring",
+        "rte_eal",
+    ] {
         println!("cargo:rustc-link-lib=dylib={l}");
     }
 }

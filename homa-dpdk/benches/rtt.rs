@@ -12,7 +12,8 @@
 //! (`HOMA_RTT_ROLE`); EAL runs once per process, so each DPDK side needs
 //! its own. The UDP pair is measured first, before any DPDK polling thread
 //! takes a core. Cores: `HOMA_RTT_CLIENT_CORE` / `HOMA_RTT_SERVER_CORE` pin
-//! the two polling threads (default: the last CPU for both).
+//! the two polling threads (default: CPU 0 for the client's, the last CPU
+//! for the server's).
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -33,9 +34,12 @@ fn memif_vdev(role: &str, sock: &str) -> String {
     format!("net_memif0,role={role},id=0,socket={sock},socket-abstract=no")
 }
 
-fn poller(core_var: &str) -> PollerConfig {
+/// The polling thread's core: from the environment, else the first CPU
+/// for the client and the last for the server, so that the two polling
+/// threads do not share a core.
+fn poller(core_var: &str, default: Option<usize>) -> PollerConfig {
     let mut p = PollerConfig::default();
-    p.core = env_usize(core_var);
+    p.core = env_usize(core_var).or(default);
     p
 }
 
@@ -81,7 +85,7 @@ fn child_main(role: &str) {
             let stack = Stack::start(
                 &eal,
                 port,
-                poller("HOMA_RTT_SERVER_CORE"),
+                poller("HOMA_RTT_SERVER_CORE", None),
                 SocketConfig::default(),
             )
             .expect("DPDK server");
@@ -214,7 +218,7 @@ fn main() {
         let stack = Stack::start(
             &eal,
             port,
-            poller("HOMA_RTT_CLIENT_CORE"),
+            poller("HOMA_RTT_CLIENT_CORE", Some(0)),
             SocketConfig::default(),
         )
         .expect("DPDK client");

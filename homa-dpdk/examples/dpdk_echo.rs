@@ -42,7 +42,9 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let mode = it.next().ok_or("usage: dpdk_echo <server|client> [options]")?;
+    let mode = it
+        .next()
+        .ok_or("usage: dpdk_echo <server|client> [options]")?;
     let mut a = Args {
         server: match mode.as_str() {
             "server" => true,
@@ -124,7 +126,12 @@ fn main() -> ExitCode {
     let device = args
         .device
         .clone()
-        .or_else(|| args.eal.vdevs.first().map(|v| v.split(',').next().unwrap_or(v).to_string()))
+        .or_else(|| {
+            args.eal
+                .vdevs
+                .first()
+                .map(|v| v.split(',').next().unwrap_or(v).to_string())
+        })
         .unwrap_or_else(|| "net_memif0".into());
     let mut port = PortConfig::new(Device::Name(device), args.ip, args.port);
     port.static_neighbors = args.neighbors.clone();

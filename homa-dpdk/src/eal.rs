@@ -204,8 +204,8 @@ impl Dpdk {
     pub fn ring_pair(&self) -> Result<(u16, u16), Error> {
         let a = self.unique_name("homa_ring_a");
         let b = self.unique_name("homa_ring_b");
-        let (rings, pa, pb) =
-            ffi::RingPair::create(&a, &b, 1024).map_err(|e| Error::dpdk("rte_eth_from_rings", e))?;
+        let (rings, pa, pb) = ffi::RingPair::create(&a, &b, 1024)
+            .map_err(|e| Error::dpdk("rte_eth_from_rings", e))?;
         self.resources
             .lock()
             .unwrap_or_else(|e| e.into_inner())

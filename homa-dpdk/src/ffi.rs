@@ -370,7 +370,14 @@ impl RingPair {
         // SAFETY: valid C strings and out-pointers; on failure the shim
         // frees whatever it created.
         check(unsafe {
-            homa_dpdk_ring_pair(ca.as_ptr(), cb.as_ptr(), size, rings.as_mut_ptr(), &mut pa, &mut pb)
+            homa_dpdk_ring_pair(
+                ca.as_ptr(),
+                cb.as_ptr(),
+                size,
+                rings.as_mut_ptr(),
+                &mut pa,
+                &mut pb,
+            )
         })?;
         match (NonNull::new(rings[0]), NonNull::new(rings[1])) {
             (Some(r0), Some(r1)) => Ok((RingPair([r0, r1]), pa, pb)),

@@ -178,7 +178,9 @@ fn pin(core: Option<usize>) {
         .and_then(|_| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set));
     match r {
         Ok(()) => tracing::debug!(core, "polling thread pinned"),
-        Err(e) => tracing::warn!(core, error = %e, "cannot pin the polling thread; running unpinned"),
+        Err(e) => {
+            tracing::warn!(core, error = %e, "cannot pin the polling thread; running unpinned")
+        }
     }
 }
 

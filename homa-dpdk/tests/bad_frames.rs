@@ -24,7 +24,17 @@ fn homa_frame(dst_mac: MacAddr, src_mac: MacAddr, dst_ip: Ipv4Addr, dport: u16) 
     homa[20..28].copy_from_slice(&42u64.to_be_bytes());
     let hl = frame_header_len(None);
     let mut f = vec![0u8; hl + homa.len()];
-    write_headers(&mut f, dst_mac, src_mac, None, 3, A_IP, dst_ip, 1, homa.len());
+    write_headers(
+        &mut f,
+        dst_mac,
+        src_mac,
+        None,
+        3,
+        A_IP,
+        dst_ip,
+        1,
+        homa.len(),
+    );
     f[hl..].copy_from_slice(&homa);
     f
 }

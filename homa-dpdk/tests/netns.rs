@@ -86,7 +86,9 @@ impl Scene {
     fn veth(&self) -> (String, String) {
         let (a, b) = (&self.namespaces[0], &self.namespaces[1]);
         let (va, vb) = (format!("{a}v"), format!("{b}v"));
-        sh(&["ip", "link", "add", &va, "type", "veth", "peer", "name", &vb]);
+        sh(&[
+            "ip", "link", "add", &va, "type", "veth", "peer", "name", &vb,
+        ]);
         sh(&["ip", "link", "set", &va, "netns", a]);
         sh(&["ip", "link", "set", &vb, "netns", b]);
         sh(&["ip", "-n", a, "addr", "add", "10.77.0.1/24", "dev", &va]);
@@ -208,8 +210,14 @@ fn run_pair(scene: &mut Scene, server_vdev: &str, client_vdev: &str) {
     assert!(status.success(), "client failed");
     assert!(cout.iter().any(|l| l == "OK 16 RPCs verified"), "{cout:?}");
     // The client knew no MAC address: it resolved the server by ARP.
-    let arp = cout.iter().find(|l| l.starts_with("arp ")).expect("arp line");
-    assert!(arp.contains("replies_rx=") && !arp.contains("replies_rx=0"), "{arp}");
+    let arp = cout
+        .iter()
+        .find(|l| l.starts_with("arp "))
+        .expect("arp line");
+    assert!(
+        arp.contains("replies_rx=") && !arp.contains("replies_rx=0"),
+        "{arp}"
+    );
     assert!(arp.contains("resolved=1"), "{arp}");
 
     // Closing the server's stdin stops it cleanly.
@@ -220,8 +228,14 @@ fn run_pair(scene: &mut Scene, server_vdev: &str, client_vdev: &str) {
     eprintln!("server stdout: {sout:#?}\nserver stderr: {serr}");
     assert!(st.success(), "server failed");
     assert!(sout.iter().any(|l| l == "served 16 requests"), "{sout:?}");
-    let sarp = sout.iter().find(|l| l.starts_with("arp ")).expect("arp line");
-    assert!(!sarp.contains("requests_rx=0") && !sarp.contains("replies_tx=0"), "{sarp}");
+    let sarp = sout
+        .iter()
+        .find(|l| l.starts_with("arp "))
+        .expect("arp line");
+    assert!(
+        !sarp.contains("requests_rx=0") && !sarp.contains("replies_tx=0"),
+        "{sarp}"
+    );
     for p in &scene.prefixes {
         let dir = PathBuf::from("/var/run/dpdk").join(p);
         assert!(!dir.exists(), "{} left behind", dir.display());

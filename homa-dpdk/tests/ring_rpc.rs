@@ -51,15 +51,26 @@ fn ring_pair_rpcs_from_1_byte_to_1_mib() {
         });
         let client = Client::from_socket(client_socket);
         let sizes = [
-            1usize, 2, 100, 1_000, 1_452, 1_453, 5_000, 40_000, 100_000, 500_000, 1_000_000,
+            1usize,
+            2,
+            100,
+            1_000,
+            1_452,
+            1_453,
+            5_000,
+            40_000,
+            100_000,
+            500_000,
+            1_000_000,
             1 << 20,
         ];
         for (i, &len) in sizes.iter().enumerate() {
             let body = pattern(len, i as u64);
-            let got = tokio::time::timeout(Duration::from_secs(30), client.call(addr, body.clone()))
-                .await
-                .unwrap_or_else(|_| panic!("{len}-byte RPC timed out"))
-                .unwrap_or_else(|e| panic!("{len}-byte RPC failed: {e}"));
+            let got =
+                tokio::time::timeout(Duration::from_secs(30), client.call(addr, body.clone()))
+                    .await
+                    .unwrap_or_else(|_| panic!("{len}-byte RPC timed out"))
+                    .unwrap_or_else(|e| panic!("{len}-byte RPC failed: {e}"));
             let mut want = body.to_vec();
             want.reverse();
             assert!(got[..] == want[..], "{len}-byte response differs");
@@ -77,7 +88,11 @@ fn ring_pair_rpcs_from_1_byte_to_1_mib() {
             let got = got.expect("concurrent RPC");
             let mut want = body.to_vec();
             want.reverse();
-            assert!(got[..] == want[..], "{}-byte concurrent response differs", body.len());
+            assert!(
+                got[..] == want[..],
+                "{}-byte concurrent response differs",
+                body.len()
+            );
         }
         server.shutdown();
         echo.await.unwrap();
@@ -88,7 +103,10 @@ fn ring_pair_rpcs_from_1_byte_to_1_mib() {
     let sb = poller.stats(1).unwrap();
     eprintln!("port a: {sa:?}\nport b: {sb:?}");
     assert!(sa.rx_homa > 0 && sb.rx_homa > 0);
-    assert_eq!(sa.arp_requests_tx, 1, "the client resolved the server by ARP");
+    assert_eq!(
+        sa.arp_requests_tx, 1,
+        "the client resolved the server by ARP"
+    );
     assert_eq!(sb.arp_replies_tx, 1);
     assert!(sa.arp_resolved >= 1 && sb.arp_resolved >= 1);
     assert_eq!(sa.rx_bad_checksum + sb.rx_bad_checksum, 0);

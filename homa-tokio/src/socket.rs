@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::datapath::Datapath;
 use crate::driver::{Command, Driver, DriverOptions, Inbox, InboxItem, Inner};
-use crate::host::CommandRing;
 use crate::error::Error;
+use crate::host::CommandRing;
 use crate::udp::{UdpConfig, UdpDatapath};
 
 /// Configuration of a [`Socket`] (and of a [`Client`](crate::Client) or
@@ -307,8 +307,12 @@ impl Socket {
     /// ```
     pub fn with_datapath(dp: Arc<dyn Datapath>, config: SocketConfig) -> Result<Socket, Error> {
         let local = dp.local_addr()?;
-        let (endpoint, inner) =
-            build_engine(local, dp.max_packet_size(), dp.link_rate_bps(), config.engine)?;
+        let (endpoint, inner) = build_engine(
+            local,
+            dp.max_packet_size(),
+            dp.link_rate_bps(),
+            config.engine,
+        )?;
         let (tx, rx) = mpsc::unbounded_channel();
         let driver = Driver::new(
             endpoint,
