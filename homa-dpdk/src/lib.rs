@@ -50,6 +50,7 @@
 //! `unsafe` code lives in one module, the FFI layer, next to a small C
 //! shim for DPDK's inline functions.
 #![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 mod eal;

@@ -84,7 +84,7 @@ counters! {
     arp_drops,
     /// Frames sent (Homa and ARP).
     tx_frames,
-    /// Bytes of the frames sent.
+    /// Bytes of the frames queued for sending.
     tx_bytes,
     /// Homa packets sent.
     tx_homa,

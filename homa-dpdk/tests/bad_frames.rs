@@ -5,6 +5,7 @@
 //! receives them. No privileges needed.
 
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 use homa_dpdk::wire::{checksum, frame_header_len, write_headers, MacAddr};
 use homa_dpdk::{Device, Dpdk, EalConfig, Port, PortConfig};
@@ -143,6 +144,48 @@ fn bad_frames_are_dropped_and_counted() {
     assert_eq!(s.rx_fragments, 1);
     assert_eq!(s.rx_not_for_us, 2);
     assert_eq!(s.rx_wrong_port, 1);
+
+    // ARP: a neighbour that never answers is asked `arp_attempts` times,
+    // then its waiting packets are dropped and counted; a static entry
+    // needs no ARP at all.
+    let mut engine =
+        homa_core::Endpoint::new(homa_core::Config::default(), a.local_addr()).unwrap();
+    let t0 = homa_core::Instant::ZERO;
+    engine
+        .send_request(t0, "10.8.0.99:4000".parse().unwrap(), vec![1; 10].into())
+        .unwrap();
+    let t = engine.poll_transmit(t0).expect("a DATA packet");
+    let start = Instant::now();
+    a.send(start, &t);
+    for i in 1..=10 {
+        a.poll_arp(start + Duration::from_millis(60 * i));
+    }
+    a.flush();
+    let s = a.stats();
+    assert_eq!(s.arp_requests_tx, 5, "{s:?}");
+    assert_eq!(s.arp_drops, 1, "{s:?}");
+    assert_eq!(s.tx_homa, 0);
+    a.add_neighbor(Ipv4Addr::new(10, 8, 0, 98), MacAddr([2, 1, 2, 3, 4, 5]));
+    let mut engine =
+        homa_core::Endpoint::new(homa_core::Config::default(), a.local_addr()).unwrap();
+    engine
+        .send_request(t0, "10.8.0.98:4000".parse().unwrap(), vec![1; 10].into())
+        .unwrap();
+    a.send(start, &engine.poll_transmit(t0).unwrap());
+    a.flush();
+    assert_eq!(a.stats().tx_homa, 1);
+    assert_eq!(
+        a.stats().arp_requests_tx,
+        5,
+        "no ARP for a static neighbour"
+    );
+    // b saw the ARP requests (not for it) and the frame (not its MAC).
+    let mut more = 0;
+    for _ in 0..100 {
+        more += b.recv(&mut |_, _| panic!("nothing is for b"));
+    }
+    assert_eq!(more, 6);
+
     // Every frame was freed by the receiver: nothing of a's pool is held.
     assert_eq!(a.mbufs_in_use(), 0, "no mbuf leaked");
     assert_eq!(b.mbufs_in_use(), 0, "no mbuf leaked");
