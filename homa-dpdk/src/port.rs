@@ -591,6 +591,14 @@ impl Drop for Port {
         // queues). The pool stays until `Dpdk` goes.
         self.tx.clear();
         self.rx.clear();
+        // Free what arrived and was not read: a ring port's queue is a
+        // ring that outlives the port, and would keep those mbufs.
+        for _ in 0..1024 {
+            if ffi::rx_burst(self.id, &mut self.rx, RX_BURST) == 0 {
+                break;
+            }
+            self.rx.clear();
+        }
         ffi::port_close(self.id);
         tracing::info!(port = self.id, "DPDK port closed");
         let _ = &self.dpdk;
