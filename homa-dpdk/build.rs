@@ -11,6 +11,7 @@ or set PKG_CONFIG_PATH to a directory holding libdpdk.pc";
 fn main() {
     println!("cargo:rerun-if-changed=csrc/shim.c");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_LIBDIR");
 
     if Command::new("pkg-config")
         .arg("--version")

@@ -46,6 +46,12 @@
 //! With [`SocketConfig::busy_poll`], an idle driver first spins on the
 //! datapath for a while, as Linux Homa does, to save the wake-up latency.
 //!
+//! A kernel-bypass datapath (`homa-dpdk`) runs the engine on its own
+//! polling thread instead of a driver task: [`host::EngineHost`] is that
+//! engine, and the [`Socket`] it comes with (and the `Client` and `Server`
+//! made from it) work exactly as here; their commands travel over a
+//! lock-free queue.
+//!
 //! ## Errors and timeouts
 //!
 //! A peer that goes silent fails the RPC with [`Error::Timeout`] after
