@@ -72,6 +72,10 @@ pub struct PortConfig {
     pub arp_attempts: u32,
     /// Packets held per unresolved neighbour. Default 256.
     pub arp_queue: usize,
+    /// Fault injection for tests: drop every `n`th Homa packet received
+    /// (counted in [`PortStats::rx_injected_drops`]), to exercise the
+    /// engine's loss recovery. Default `None`.
+    pub drop_every: Option<u32>,
 }
 
 impl PortConfig {
@@ -93,6 +97,7 @@ impl PortConfig {
             arp_retry: Duration::from_millis(50),
             arp_attempts: 5,
             arp_queue: 256,
+            drop_every: None,
         }
     }
 }
@@ -125,6 +130,8 @@ pub struct Port {
     rx: Vec<Mbuf>,
     tx: Vec<Mbuf>,
     ident: u16,
+    /// Homa packets received, for `drop_every`.
+    homa_seen: u32,
 }
 
 impl std::fmt::Debug for Port {
@@ -210,6 +217,7 @@ impl Port {
             rx: Vec::with_capacity(RX_BURST),
             tx: Vec::with_capacity(256),
             ident: 0,
+            homa_seen: 0,
         })
     }
 
@@ -501,6 +509,11 @@ impl Port {
                     Counters::add(&c.rx_truncated, 1);
                 } else if u16::from_be_bytes([packet[2], packet[3]]) != self.cfg.homa_port {
                     Counters::add(&c.rx_wrong_port, 1);
+                } else if self.cfg.drop_every.is_some_and(|n| {
+                    self.homa_seen = self.homa_seen.wrapping_add(1);
+                    n > 0 && self.homa_seen.is_multiple_of(n)
+                }) {
+                    Counters::add(&c.rx_injected_drops, 1);
                 } else {
                     Counters::add(&c.rx_homa, 1);
                     let sport = u16::from_be_bytes([packet[0], packet[1]]);

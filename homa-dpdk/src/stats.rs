@@ -69,6 +69,9 @@ counters! {
     rx_fragments,
     /// Frames dropped: in more than one segment.
     rx_multi_segment,
+    /// Homa packets dropped on purpose
+    /// ([`PortConfig::drop_every`](crate::PortConfig::drop_every)).
+    rx_injected_drops,
     /// ARP requests received for our address.
     arp_requests_rx,
     /// ARP replies received.

@@ -1,13 +1,14 @@
 //! (c) Bad frames are dropped and counted: truncated, wrong EtherType,
 //! wrong IP protocol, bad IP header (version, header length, total length,
-//! checksum), fragments, and frames for another host or Homa port. Two
+//! checksum), fragments, and frames for another host or Homa port; an
+//! 802.1Q-tagged Homa frame is accepted; ARP retries and static entries. Two
 //! `net_ring` ports back to back: one injects raw frames, the other
 //! receives them. No privileges needed.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use homa_dpdk::wire::{checksum, frame_header_len, write_headers, MacAddr};
+use homa_dpdk::wire::{checksum, frame_header_len, write_headers, MacAddr, VlanTag};
 use homa_dpdk::{Device, Dpdk, EalConfig, Port, PortConfig};
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 8, 0, 1);
@@ -59,7 +60,25 @@ fn bad_frames_are_dropped_and_counted() {
     let (am, bm) = (a.mac(), b.mac());
     let good = homa_frame(bm, am, B_IP, B_PORT);
 
-    let mut frames: Vec<(&str, Vec<u8>)> = vec![("good", good.clone())];
+    // The same packet in an 802.1Q tag (priority in PCP) is good too.
+    let tagged = {
+        let hl = frame_header_len(Some(VlanTag { vid: 7 }));
+        let mut f = vec![0u8; hl + 28];
+        write_headers(
+            &mut f,
+            bm,
+            am,
+            Some(VlanTag { vid: 7 }),
+            6,
+            A_IP,
+            B_IP,
+            2,
+            28,
+        );
+        f[hl..].copy_from_slice(&good[34..]);
+        f
+    };
+    let mut frames: Vec<(&str, Vec<u8>)> = vec![("good", good.clone()), ("tagged", tagged)];
     frames.push(("truncated: 10 bytes", good[..10].to_vec()));
     frames.push(("truncated: half an IP header", good[..24].to_vec()));
     frames.push(("truncated: IP total length past the frame", {
@@ -131,11 +150,13 @@ fn bad_frames_are_dropped_and_counted() {
     assert_eq!(got, frames.len(), "every frame arrived");
     let s = b.stats();
     eprintln!("{s:?}");
-    assert_eq!(delivered.len(), 1, "only the good frame is delivered");
-    assert_eq!(delivered[0].0, "10.8.0.1:32769".parse().unwrap());
-    assert_eq!(&delivered[0].1[..], &good[34..]);
+    assert_eq!(delivered.len(), 2, "only the good frames are delivered");
+    for (from, packet) in &delivered {
+        assert_eq!(*from, "10.8.0.1:32769".parse().unwrap());
+        assert_eq!(&packet[..], &good[34..]);
+    }
     assert_eq!(s.rx_frames, frames.len() as u64);
-    assert_eq!(s.rx_homa, 1);
+    assert_eq!(s.rx_homa, 2);
     assert_eq!(s.rx_truncated, 3);
     assert_eq!(s.rx_bad_ethertype, 1);
     assert_eq!(s.rx_bad_protocol, 1);

@@ -1,7 +1,8 @@
 //! (a) No privileges: two ports joined back to back by DPDK's `net_ring`
 //! driver in one process (one EAL, two ports, two engines on one polling
 //! thread), real RPCs from 1 byte to 1 MiB verified byte for byte, ARP
-//! included. One test per binary: EAL starts once per process.
+//! included; then over a second pair that drops every 7th packet each way,
+//! so the engine's loss recovery has to work. One test per binary: EAL starts once per process.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -26,10 +27,22 @@ fn ring_pair_rpcs_from_1_byte_to_1_mib() {
     )
     .expect("port b");
     assert_ne!(a.mac(), b.mac(), "ring ports have distinct MACs");
+    // A second pair that loses every 7th packet each way: the engine's
+    // loss recovery (RESEND, retransmission) must make up for it.
+    let (pc, pd) = dpdk.ring_pair().expect("ring pair");
+    let lossy = |id, ip, port| {
+        let mut cfg = PortConfig::new(Device::PortId(id), ip, port);
+        cfg.drop_every = Some(7);
+        Port::open(&dpdk, cfg).expect("lossy port")
+    };
+    let c = lossy(pc, Ipv4Addr::new(10, 9, 1, 1), 4003);
+    let d = lossy(pd, Ipv4Addr::new(10, 9, 1, 2), 4004);
     let mut config = SocketConfig::default();
     config.engine.max_message_length = 1 << 20;
     let (poller, mut sockets) =
-        Poller::spawn(PollerConfig::default(), vec![a, b], config).expect("poller");
+        Poller::spawn(PollerConfig::default(), vec![a, b, c, d], config).expect("poller");
+    let lossy_server = sockets.pop().unwrap();
+    let lossy_client = sockets.pop().unwrap();
     let server_socket = sockets.pop().unwrap();
     let client_socket = sockets.pop().unwrap();
 
@@ -96,6 +109,32 @@ fn ring_pair_rpcs_from_1_byte_to_1_mib() {
         }
         server.shutdown();
         echo.await.unwrap();
+
+        // Over the lossy pair.
+        let server = Server::from_socket(lossy_server);
+        let addr = server.local_addr();
+        let srv = server.clone();
+        let echo = tokio::spawn(async move {
+            while let Some(req) = srv.next_request().await {
+                let body = req.body().clone();
+                req.respond(body).expect("respond");
+            }
+        });
+        let client = Client::from_socket(lossy_client);
+        for (i, len) in [1usize, 1_000, 3_000, 20_000, 100_000, 1_000_000]
+            .into_iter()
+            .enumerate()
+        {
+            let body = pattern(len, 500 + i as u64);
+            let got =
+                tokio::time::timeout(Duration::from_secs(60), client.call(addr, body.clone()))
+                    .await
+                    .unwrap_or_else(|_| panic!("lossy {len}-byte RPC timed out"))
+                    .unwrap_or_else(|e| panic!("lossy {len}-byte RPC failed: {e}"));
+            assert!(got == body, "lossy {len}-byte response differs");
+        }
+        server.shutdown();
+        echo.await.unwrap();
     });
     drop(rt);
 
@@ -110,6 +149,9 @@ fn ring_pair_rpcs_from_1_byte_to_1_mib() {
     assert_eq!(sb.arp_replies_tx, 1);
     assert!(sa.arp_resolved >= 1 && sb.arp_resolved >= 1);
     assert_eq!(sa.rx_bad_checksum + sb.rx_bad_checksum, 0);
+    let (sc, sd) = (poller.stats(2).unwrap(), poller.stats(3).unwrap());
+    eprintln!("lossy c: {sc:?}\nlossy d: {sd:?}");
+    assert!(sc.rx_injected_drops > 0 && sd.rx_injected_drops > 0);
     poller.shutdown();
     assert_eq!(dpdk.mbufs_in_use(), 0, "no mbuf leaked");
     drop(dpdk);
