@@ -37,6 +37,7 @@ extern "C" {
     fn homa_dpdk_eal_cleanup() -> c_int;
     fn homa_dpdk_runtime_dir() -> *const c_char;
     fn homa_dpdk_strerror(e: c_int) -> *const c_char;
+    fn homa_dpdk_errno() -> c_int;
     fn homa_dpdk_thread_register() -> c_int;
     fn homa_dpdk_thread_unregister();
     fn homa_dpdk_pool_create(
@@ -188,10 +189,6 @@ impl Mempool {
         // SAFETY: the pool is alive; the returned mbuf (if any) is ours.
         NonNull::new(unsafe { homa_dpdk_mbuf_alloc(self.0.as_ptr()) }).map(Mbuf)
     }
-}
-
-extern "C" {
-    fn homa_dpdk_errno() -> c_int;
 }
 
 impl Drop for Mempool {
