@@ -28,16 +28,26 @@ fn skip_reason() -> Option<String> {
     None
 }
 
-/// The `dpdk_echo` example, which `cargo test` builds next to the tests.
+/// The `dpdk_echo` example. `cargo test` builds examples next to the
+/// tests; when only this test was built (`--test netns`), build it here.
 fn echo_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join("examples").join("dpdk_echo");
-    assert!(
-        bin.exists(),
-        "{} not built (cargo test builds examples; or run `cargo build -p homa-dpdk --examples`)",
-        bin.display()
-    );
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = profile_dir.join("examples").join("dpdk_echo");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "homa-dpdk", "--example", "dpdk_echo"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        if let Some(target) = profile_dir.parent() {
+            cmd.arg("--target-dir").arg(target);
+        }
+        let st = cmd.status().expect("run cargo");
+        assert!(st.success(), "building the dpdk_echo example failed");
+    }
+    assert!(bin.exists(), "{} not built", bin.display());
     bin
 }
 
