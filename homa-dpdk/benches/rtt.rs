@@ -210,11 +210,12 @@ fn main() {
         let (server, addr) = ServerProcess::start("memif-server", &sock);
         let mut eal = EalConfig::default();
         eal.vdevs.push(memif_vdev("client", &sock));
-        let port = PortConfig::new(
+        let mut port = PortConfig::new(
             Device::Name("net_memif0".into()),
             "10.55.0.2".parse().unwrap(),
             4001,
         );
+        port.link_wait = Some(Duration::from_secs(10));
         let stack = Stack::start(
             &eal,
             port,

@@ -135,6 +135,10 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| "net_memif0".into());
     let mut port = PortConfig::new(Device::Name(device), args.ip, args.port);
     port.static_neighbors = args.neighbors.clone();
+    if !args.server {
+        // A memif client's link comes up once it has connected.
+        port.link_wait = Some(Duration::from_secs(10));
+    }
     let mut poller = PollerConfig::default();
     poller.core = args.core;
     let mut socket = SocketConfig::default();

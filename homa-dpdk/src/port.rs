@@ -72,6 +72,10 @@ pub struct PortConfig {
     pub arp_attempts: u32,
     /// Packets held per unresolved neighbour. Default 256.
     pub arp_queue: usize,
+    /// Wait up to this long in [`Port::open`] for the link to come up (a
+    /// memif client's link is up once it has connected to the server; a
+    /// link still down is not an error). Default `None`: do not wait.
+    pub link_wait: Option<Duration>,
     /// Fault injection for tests: drop every `n`th Homa packet received
     /// (counted in [`PortStats::rx_injected_drops`]), to exercise the
     /// engine's loss recovery. Default `None`.
@@ -98,6 +102,7 @@ impl PortConfig {
             arp_attempts: 5,
             arp_queue: 256,
             drop_every: None,
+            link_wait: None,
         }
     }
 }
@@ -204,7 +209,8 @@ impl Port {
             u32::MAX << (32 - u32::from(cfg.prefix_len))
         };
         tracing::info!(port = id, %mac, ip = %cfg.ip, "DPDK port started");
-        Ok(Port {
+        let link_wait = cfg.link_wait;
+        let port = Port {
             dpdk: dpdk.clone(),
             id,
             pool,
@@ -218,7 +224,13 @@ impl Port {
             tx: Vec::with_capacity(256),
             ident: 0,
             homa_seen: 0,
-        })
+        };
+        if let Some(wait) = link_wait {
+            if !port.wait_link_up(wait) {
+                tracing::warn!(port = id, "link still down after {wait:?}");
+            }
+        }
+        Ok(port)
     }
 
     /// The DPDK port id.

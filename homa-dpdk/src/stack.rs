@@ -2,7 +2,6 @@
 //! common case of one endpoint per process.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use homa_tokio::{Client, Server, Socket, SocketConfig};
 
@@ -45,15 +44,10 @@ impl std::fmt::Debug for Stack {
     }
 }
 
-/// How long [`Stack::start`] waits for the link (a memif port is down
-/// until its peer connects).
-const LINK_WAIT: Duration = Duration::from_secs(10);
-
 impl Stack {
     /// Start EAL with `eal`, open `port`, and start the polling thread
-    /// with an engine configured by `socket`. Waits (up to 10 s) for the
-    /// link to come up; a link still down is not an error (the engine
-    /// retransmits once it is up).
+    /// with an engine configured by `socket`. Set
+    /// [`PortConfig::link_wait`] to wait for the link first (a memif client).
     ///
     /// # Errors
     /// As [`Dpdk::init`], [`Port::open`] and [`Poller::spawn`].
@@ -65,9 +59,6 @@ impl Stack {
     ) -> Result<Stack, Error> {
         let dpdk = Dpdk::init(eal)?;
         let port = Port::open(&dpdk, port)?;
-        if !port.wait_link_up(LINK_WAIT) {
-            tracing::warn!(port = port.id(), "link still down");
-        }
         let mac = port.mac();
         let (poller, mut sockets) = Poller::spawn(poller, vec![port], socket)?;
         Ok(Stack {
