@@ -82,8 +82,9 @@ impl std::fmt::Debug for Poller {
 impl Poller {
     /// Start the polling thread on `ports`, with one Homa engine per port
     /// configured by `socket_config` (its packet size and link rate come
-    /// from the port). Returns the poller and the sockets, in port order.
-    /// No tokio runtime is needed to call it.
+    /// from the port; its `udp` and `busy_poll` fields do not apply: the
+    /// polling thread always spins). Returns the poller and the sockets, in
+    /// port order. No tokio runtime is needed to call it.
     ///
     /// # Errors
     /// [`Error::Homa`] for an invalid engine configuration, [`Error::Io`]
