@@ -86,6 +86,16 @@ impl Handle {
     }
 }
 
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // A driver task sees its channel close by itself; a host thread is
+        // told, so that it finishes what it owes and stops.
+        if let CommandTx::Ring(ring) = &self.cmd {
+            ring.handles_gone();
+        }
+    }
+}
+
 /// A Homa endpoint: send requests, receive requests and responses, reply.
 ///
 /// One socket is one engine driven by one tokio task, on one datapath (a
@@ -119,16 +129,6 @@ pub struct Socket {
     /// The request a [`poll_send`](Socket::poll_send) has handed to the
     /// driver and is waiting on (one per `Socket` value).
     pending_send: Mutex<Option<oneshot::Receiver<Result<RpcId, Error>>>>,
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        // A driver task sees its channel close by itself; a host thread is
-        // told, so that it finishes what it owes and stops.
-        if let CommandTx::Ring(ring) = &self.cmd {
-            ring.handles_gone();
-        }
-    }
 }
 
 impl Clone for Socket {
