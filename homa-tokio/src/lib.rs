@@ -46,6 +46,12 @@
 //! With [`SocketConfig::busy_poll`], an idle driver first spins on the
 //! datapath for a while, as Linux Homa does, to save the wake-up latency.
 //!
+//! A kernel-bypass datapath (`homa-dpdk`) runs the engine on its own
+//! polling thread instead of a driver task: [`host::EngineHost`] is that
+//! engine, and the [`Socket`] it comes with (and the `Client` and `Server`
+//! made from it) work exactly as here; their commands travel over a
+//! lock-free queue.
+//!
 //! ## Errors and timeouts
 //!
 //! A peer that goes silent fails the RPC with [`Error::Timeout`] after
@@ -59,6 +65,7 @@ mod client;
 mod datapath;
 mod driver;
 mod error;
+pub mod host;
 mod server;
 mod socket;
 mod udp;
@@ -66,7 +73,7 @@ mod udp;
 pub use client::{Call, Client};
 pub use datapath::{Datapath, Incoming};
 pub use error::Error;
-pub use homa_core::{Config, Metrics, RpcId, ServerRpcId};
+pub use homa_core::{Config, Instant, Metrics, RpcId, ServerRpcId};
 pub use server::{Server, ServiceRequest, DEFAULT_CONCURRENCY_LIMIT};
 pub use socket::{Message, Request, Socket, SocketConfig};
 pub use udp::{UdpConfig, UdpDatapath};

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::datapath::Datapath;
 use crate::driver::{Command, Driver, DriverOptions, Inbox, InboxItem, Inner};
 use crate::error::Error;
+use crate::host::CommandRing;
 use crate::udp::{UdpConfig, UdpDatapath};
 
 /// Configuration of a [`Socket`] (and of a [`Client`](crate::Client) or
@@ -46,13 +47,30 @@ pub struct SocketConfig {
 /// The sending half every handle shares; when the last one is dropped, the
 /// driver finishes what it owes and exits.
 pub(crate) struct Handle {
-    pub cmd: mpsc::UnboundedSender<Command>,
+    pub cmd: CommandTx,
     pub inner: Arc<Inner>,
+}
+
+/// Where a handle's commands go: the channel of a driver task, or the
+/// lock-free ring of an engine hosted on a thread of its own.
+pub(crate) enum CommandTx {
+    Task(mpsc::UnboundedSender<Command>),
+    Ring(Arc<CommandRing>),
 }
 
 impl Handle {
     pub fn send(&self, cmd: Command) -> Result<(), Error> {
-        self.cmd.send(cmd).map_err(|_| Error::Shutdown)
+        match &self.cmd {
+            CommandTx::Task(tx) => tx.send(cmd).map_err(|_| Error::Shutdown),
+            CommandTx::Ring(ring) => ring.push(cmd),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        match &self.cmd {
+            CommandTx::Task(tx) => tx.is_closed(),
+            CommandTx::Ring(ring) => ring.is_closed(),
+        }
     }
 
     pub fn next_token(&self) -> u64 {
@@ -65,6 +83,16 @@ impl Handle {
             return Err(Error::MessageTooLarge { len, max });
         }
         Ok(())
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // A driver task sees its channel close by itself; a host thread is
+        // told, so that it finishes what it owes and stops.
+        if let CommandTx::Ring(ring) = &self.cmd {
+            ring.handles_gone();
+        }
     }
 }
 
@@ -223,6 +251,30 @@ fn random_seed() -> u64 {
     h.finish() | 1
 }
 
+/// The engine and the state its handles share, for an endpoint at `local` on
+/// a datapath with these packet size and link rate.
+pub(crate) fn build_engine(
+    local: SocketAddr,
+    max_packet_size: usize,
+    link_rate_bps: u64,
+    mut engine: Config,
+) -> Result<(Endpoint, Arc<Inner>), Error> {
+    engine.max_packet_size = max_packet_size;
+    engine.link_rate_bps = link_rate_bps;
+    if engine.seed == 0 {
+        engine.seed = random_seed();
+    }
+    let endpoint = Endpoint::new(engine.clone(), local)
+        .map_err(|e| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    let inner = Arc::new(Inner {
+        inbox: Inbox::default(),
+        local,
+        config: engine,
+        next_token: AtomicU64::new(0),
+    });
+    Ok((endpoint, inner))
+}
+
 impl Socket {
     /// Bind a socket on UDP at `addr` and start its driver task. Must be
     /// called inside a tokio runtime.
@@ -255,20 +307,12 @@ impl Socket {
     /// ```
     pub fn with_datapath(dp: Arc<dyn Datapath>, config: SocketConfig) -> Result<Socket, Error> {
         let local = dp.local_addr()?;
-        let mut engine = config.engine;
-        engine.max_packet_size = dp.max_packet_size();
-        engine.link_rate_bps = dp.link_rate_bps();
-        if engine.seed == 0 {
-            engine.seed = random_seed();
-        }
-        let endpoint = Endpoint::new(engine.clone(), local)
-            .map_err(|e| Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-        let inner = Arc::new(Inner {
-            inbox: Mutex::new(Inbox::default()),
+        let (endpoint, inner) = build_engine(
             local,
-            config: engine,
-            next_token: AtomicU64::new(0),
-        });
+            dp.max_packet_size(),
+            dp.link_rate_bps(),
+            config.engine,
+        )?;
         let (tx, rx) = mpsc::unbounded_channel();
         let driver = Driver::new(
             endpoint,
@@ -280,10 +324,14 @@ impl Socket {
             },
         );
         tokio::spawn(driver.run());
-        Ok(Socket {
-            handle: Arc::new(Handle { cmd: tx, inner }),
+        Ok(Socket::from_handle(CommandTx::Task(tx), inner))
+    }
+
+    pub(crate) fn from_handle(cmd: CommandTx, inner: Arc<Inner>) -> Socket {
+        Socket {
+            handle: Arc::new(Handle { cmd, inner }),
             pending_send: Mutex::new(None),
-        })
+        }
     }
 
     /// The address peers reach this socket at.
@@ -415,6 +463,6 @@ impl Socket {
 
     /// Whether the endpoint's driver has exited.
     pub fn is_closed(&self) -> bool {
-        self.handle.cmd.is_closed()
+        self.handle.is_closed()
     }
 }
