@@ -7,7 +7,7 @@
 //! * [`EngineSetup`] is how the engine is configured ([`Policy::Paper`] as
 //!   the paper ran Homa, [`Policy::Linux`] with the Linux refinements).
 //! * [`run`] runs one experiment; [`bucketize`] turns its samples into the
-//!   paper's rows; [`reference`] holds the paper's numbers.
+//!   paper's rows; [`reference`](mod@reference) holds the paper's numbers.
 //!
 //! Messages are Homa requests; the server answers each with an empty
 //! response, which acknowledges it and frees the RPC at both ends. A
