@@ -130,7 +130,11 @@ impl Endpoint {
                 let len = max_payload.min(out.length - offset);
                 out.next_offset += len;
                 out.started = true;
-                let prio = if offset < out.unsched {
+                // Unscheduled bytes go at the unscheduled priority; so does
+                // the one packet of an empty message (its `unsched` is 0, but
+                // nobody granted it: it must not fall to the scheduled level,
+                // where it starves behind granted data).
+                let prio = if offset < out.unsched || out.length == 0 {
                     out.unsched_priority
                 } else {
                     out.sched_priority

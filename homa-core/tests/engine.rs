@@ -389,3 +389,27 @@ fn a_window_smaller_than_the_grant_increment_still_grants() {
         assert_eq!(p.client.metrics().resends_sent, 0, "window {window:?}");
     }
 }
+
+/// An empty message (here an empty response, the usual acknowledgment of a
+/// one-way request) goes at its unscheduled priority. It used to go at the
+/// lowest scheduled level, where on a busy link it starved behind granted
+/// data until its RPC timed out (found by the paper simulation on W5).
+#[test]
+fn an_empty_response_goes_at_the_unscheduled_priority() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let mut p = Pair::new(Config::default());
+    p.auto_respond = Some(Box::new(|_| Bytes::new()));
+    let seen: Rc<RefCell<Vec<(u8, usize)>>> = Rc::default();
+    let log = Rc::clone(&seen);
+    p.filter = Box::new(move |to_server, t| {
+        if !to_server && t.packet_type() == PacketType::Data {
+            log.borrow_mut().push((t.priority, t.payload.len()));
+        }
+        true
+    });
+    p.call(Bytes::from_static(b"ping"));
+    assert!(p.run_until(Duration::from_millis(1), |p| p.responses() == 1));
+    // Default cutoffs: messages of at most 200 bytes go at priority 7.
+    assert_eq!(seen.borrow().as_slice(), &[(7, 0)]);
+}
