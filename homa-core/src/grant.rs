@@ -77,9 +77,12 @@ impl Endpoint {
                 break;
             }
             let new = target.min(m.granted + room);
-            // Grant at least `grant_increment` at a time (fewer GRANT
-            // packets), unless this finishes the message.
-            if new < m.length && new - m.granted < increment {
+            // Grant at least `grant_increment` (or the whole window, if
+            // that is smaller) at a time, for fewer GRANT packets — but
+            // only while granted bytes are still arriving: a message with
+            // nothing outstanding would otherwise stall until a RESEND.
+            let flowing = m.granted > m.received;
+            if new < m.length && flowing && new - m.granted < increment.min(window) {
                 continue;
             }
             total += new - m.granted;

@@ -72,6 +72,26 @@ fn large_message_is_granted_and_uses_scheduled_priorities() {
 }
 
 #[test]
+fn small_grant_windows_do_not_stall() {
+    // Eight messages share a 30 KB budget: each window (30,000 / 9) is
+    // below `grant_increment` (10,000). A message whose granted bytes have
+    // all arrived must still get its next grant at once; it used to wait
+    // for a RESEND, which here never came (the sender had nothing more it
+    // was allowed to send), and the RPCs timed out.
+    let mut p = Pair::new(Config {
+        unsched_bytes: 5_000,
+        max_incoming: 30_000,
+        ..Config::default()
+    });
+    for i in 0..8 {
+        p.call(pattern(200_000, i));
+    }
+    assert!(p.run_until(Duration::from_millis(4), |p| p.responses() == 8));
+    assert_eq!(p.server.metrics().resends_sent, 0);
+    assert_eq!(p.client.metrics().resends_sent, 0);
+}
+
+#[test]
 fn lost_last_data_packet_is_resent() {
     let mut p = Pair::new(Config::default());
     let mut dropped = false;
