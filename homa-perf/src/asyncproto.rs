@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use homa_tokio::{Client, Server, SocketConfig};
@@ -18,13 +17,6 @@ use crate::wire;
 
 /// Frames up to this size are written with one system call.
 const COALESCE: usize = 16 * 1024;
-
-/// The Homa socket configuration for a run: busy polling if asked.
-pub fn homa_config(busy_poll: Option<Duration>) -> SocketConfig {
-    let mut c = SocketConfig::default();
-    c.busy_poll = busy_poll;
-    c
-}
 
 /// A client side of Homa or TCP.
 pub enum AsyncTransport {
@@ -52,14 +44,14 @@ impl AsyncTransport {
     pub async fn homa(
         servers: Vec<SocketAddr>,
         response: ResponseSpec,
-        busy_poll: Option<Duration>,
+        config: SocketConfig,
     ) -> Result<AsyncTransport, String> {
         let bind: SocketAddr = if servers.iter().all(|s| s.is_ipv4()) {
             "0.0.0.0:0".parse().expect("addr")
         } else {
             "[::]:0".parse().expect("addr")
         };
-        let client = Client::bind(bind, homa_config(busy_poll))
+        let client = Client::bind(bind, config)
             .await
             .map_err(|e| format!("homa client bind: {e}"))?;
         let mut body = wire::zeros().to_vec();
@@ -85,6 +77,26 @@ impl AsyncTransport {
             pools,
             code: wire::code(response),
         })
+    }
+
+    /// A line of transport counters for the report (Homa: the client
+    /// engine's resends, retransmissions and drops).
+    pub async fn notes(&self) -> Option<String> {
+        match self {
+            AsyncTransport::Homa { client, .. } => {
+                let m = client.metrics().await.ok()?;
+                Some(format!(
+                    "client engine: {} packets out, {} in, {} RESENDs sent, {} bytes retransmitted, {} timeouts, {} drops",
+                    m.packets_out.iter().sum::<u64>(),
+                    m.packets_in.iter().sum::<u64>(),
+                    m.resends_sent,
+                    m.retransmitted_bytes,
+                    m.client_timeouts,
+                    m.drops()
+                ))
+            }
+            AsyncTransport::Tcp { .. } => None,
+        }
     }
 
     /// Number of servers.
@@ -191,7 +203,12 @@ impl TcpPool {
     }
 }
 
-async fn write_frame(w: &mut OwnedWriteHalf, header: &[u8], len: usize, scratch: &mut Vec<u8>) -> std::io::Result<()> {
+async fn write_frame(
+    w: &mut OwnedWriteHalf,
+    header: &[u8],
+    len: usize,
+    scratch: &mut Vec<u8>,
+) -> std::io::Result<()> {
     let body = &wire::zeros()[..len];
     if header.len() + len <= COALESCE {
         scratch.clear();
@@ -226,7 +243,11 @@ async fn tcp_writer(
     }
 }
 
-async fn skip(r: &mut BufReader<OwnedReadHalf>, mut len: usize, buf: &mut [u8]) -> std::io::Result<()> {
+async fn skip(
+    r: &mut BufReader<OwnedReadHalf>,
+    mut len: usize,
+    buf: &mut [u8],
+) -> std::io::Result<()> {
     while len > 0 {
         let n = len.min(buf.len());
         r.read_exact(&mut buf[..n]).await?;
@@ -246,7 +267,9 @@ async fn tcp_reader(
         if skip(&mut r, len as usize, &mut buf).await.is_err() {
             return;
         }
-        let Some(w) = pending.recv().await else { return };
+        let Some(w) = pending.recv().await else {
+            return;
+        };
         let _ = w.send(len as usize);
     }
 }
@@ -255,10 +278,10 @@ async fn tcp_reader(
 /// bound address first.
 pub async fn homa_server(
     bind: SocketAddr,
-    busy_poll: Option<Duration>,
+    config: SocketConfig,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), String> {
-    let server = Server::bind(bind, homa_config(busy_poll))
+    let server = Server::bind(bind, config)
         .await
         .map_err(|e| format!("homa server bind {bind}: {e}"))?;
     ready(server.local_addr());

@@ -113,12 +113,30 @@ pub struct TransportArgs {
     /// queue behind each other on a connection (pipelined, in order).
     #[arg(long, default_value_t = 16)]
     pub tcp_pool: usize,
+    /// Homa: largest UDP payload per packet (default: homa-tokio's 1472,
+    /// an Ethernet MTU; loopback takes up to 65507, as TCP's 64 KB
+    /// loopback segments do).
+    #[arg(long)]
+    pub homa_packet_size: Option<usize>,
+    /// Homa: bytes a message may send before its first grant (default:
+    /// homa-core's 40,000; the paper sizes it to the network's
+    /// bandwidth-delay product).
+    #[arg(long)]
+    pub homa_unsched_bytes: Option<u32>,
+    /// Homa: most granted-but-unreceived bytes per receiver (default:
+    /// homa-core's 400,000).
+    #[arg(long)]
+    pub homa_max_incoming: Option<u32>,
+    /// Homa: the link rate the pacer assumes, Gbit/s (default: homa-tokio's
+    /// choice, 100 on loopback).
+    #[arg(long)]
+    pub homa_link_gbps: Option<f64>,
 }
 
 impl TransportArgs {
     /// Command-line form, for child processes.
     pub fn to_args(&self) -> Vec<String> {
-        vec![
+        let mut a: Vec<String> = vec![
             "--runtime".into(),
             match self.runtime {
                 RuntimeKind::Current => "current".into(),
@@ -128,7 +146,48 @@ impl TransportArgs {
             self.busy_poll_us.to_string(),
             "--tcp-pool".into(),
             self.tcp_pool.to_string(),
-        ]
+        ];
+        let mut opt = |name: &str, v: Option<String>| {
+            if let Some(v) = v {
+                a.extend([name.to_string(), v]);
+            }
+        };
+        opt(
+            "--homa-packet-size",
+            self.homa_packet_size.map(|v| v.to_string()),
+        );
+        opt(
+            "--homa-unsched-bytes",
+            self.homa_unsched_bytes.map(|v| v.to_string()),
+        );
+        opt(
+            "--homa-max-incoming",
+            self.homa_max_incoming.map(|v| v.to_string()),
+        );
+        opt(
+            "--homa-link-gbps",
+            self.homa_link_gbps.map(|v| v.to_string()),
+        );
+        a
+    }
+
+    /// The Homa socket configuration for protocol `p`.
+    pub fn homa_config(&self, p: Protocol) -> homa_tokio::SocketConfig {
+        let mut c = homa_tokio::SocketConfig::default();
+        c.busy_poll = self.busy_poll(p);
+        if let Some(v) = self.homa_packet_size {
+            c.udp.max_packet_size = v;
+        }
+        if let Some(v) = self.homa_link_gbps {
+            c.udp.link_rate_bps = Some((v * 1e9) as u64);
+        }
+        if let Some(v) = self.homa_unsched_bytes {
+            c.engine.unsched_bytes = v;
+        }
+        if let Some(v) = self.homa_max_incoming {
+            c.engine.max_incoming = v;
+        }
+        c
     }
 
     /// Busy polling for `p`, if any.
@@ -348,7 +407,12 @@ pub struct LoopbackArgs {
     /// Protocols to run, one after another (ignored with --scenario, which
     /// picks its own). The udp floors are skipped when messages do not fit
     /// one packet.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "homa,tcp,udp,udp-spin")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "homa,tcp,udp,udp-spin"
+    )]
     pub protocols: Vec<Protocol>,
     /// Run a preset comparison instead of the load given by the options
     /// (--duration, --warmup, --seed and the transport options still apply).

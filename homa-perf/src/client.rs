@@ -142,7 +142,11 @@ impl Phases {
                     bar.set_message(format!("{done} RPCs, {rps:.0}/s"));
                     last = (now, done);
                 }
-                bar.set_prefix(if now < warm_end { "warm-up" } else { "measuring" });
+                bar.set_prefix(if now < warm_end {
+                    "warm-up"
+                } else {
+                    "measuring"
+                });
                 bar.set_position(now.saturating_duration_since(rec.t0).as_millis() as u64);
                 let wake = if now < warm_end { warm_end } else { end };
                 std::thread::sleep(
@@ -206,6 +210,7 @@ pub fn run(args: &ClientArgs) -> Result<RunResult, String> {
     let duration = Duration::from_secs_f64(load.duration.max(0.01));
     let progress = !args.output.no_progress;
 
+    let mut notes = Vec::new();
     let (idle, rec, phases) = if args.protocol.is_udp() {
         let spin = args.protocol == Protocol::UdpSpin;
         let mut pp = udp::PingPong::new(args.servers[0], spin, load.response)
@@ -254,14 +259,23 @@ pub fn run(args: &ClientArgs) -> Result<RunResult, String> {
                 .build(),
         }
         .map_err(|e| e.to_string())?;
-        rt.block_on(run_async(args, flows, idle_points, controls, warmup, duration))?
+        let (idle, rec, phases, note) = rt.block_on(run_async(
+            args,
+            flows,
+            idle_points,
+            controls,
+            warmup,
+            duration,
+        ))?;
+        notes.extend(note);
+        (idle, rec, phases)
     };
 
     let (client_cpu, server_cpu) = phases.join();
     let (samples, errors) = rec.take();
     let from = warmup.as_nanos() as u64;
     let to = (warmup + duration).as_nanos() as u64;
-    Ok(stats::summarize(
+    let mut result = stats::summarize(
         args.protocol.name(),
         load.describe(),
         &samples,
@@ -272,7 +286,9 @@ pub fn run(args: &ClientArgs) -> Result<RunResult, String> {
         &idle,
         client_cpu,
         server_cpu,
-    ))
+    );
+    result.notes = notes;
+    Ok(result)
 }
 
 async fn run_async(
@@ -282,14 +298,14 @@ async fn run_async(
     controls: Vec<Control>,
     warmup: Duration,
     duration: Duration,
-) -> Result<(IdleCurve, Arc<Recorder>, Phases), String> {
+) -> Result<(IdleCurve, Arc<Recorder>, Phases, Option<String>), String> {
     let load = &args.load;
     let t = match args.protocol {
         Protocol::Homa | Protocol::HomaSpin => {
             AsyncTransport::homa(
                 args.servers.clone(),
                 load.response,
-                args.transport.busy_poll(args.protocol),
+                args.transport.homa_config(args.protocol),
             )
             .await?
         }
@@ -371,7 +387,8 @@ async fn run_async(
             }
         }
     }
-    Ok((IdleCurve::new(points), rec, phases))
+    let notes = t.notes().await;
+    Ok((IdleCurve::new(points), rec, phases, notes))
 }
 
 /// Poisson arrivals at `rate` until `end`; each RPC on its own task.

@@ -75,9 +75,7 @@ fn run_one(
     if no_progress {
         client.arg("--no-progress");
     }
-    let status = client
-        .status()
-        .map_err(|e| format!("spawn client: {e}"))?;
+    let status = client.status().map_err(|e| format!("spawn client: {e}"))?;
     drop(child);
     if !status.success() {
         let _ = std::fs::remove_file(&result);
@@ -270,7 +268,11 @@ fn run_set(
         if p.is_udp() {
             let bad = udp::check_single_packet(&Sizes::new(&load.sizes), load.response)
                 .err()
-                .or_else(|| load.bg_sizes.as_ref().map(|_| "background flow".to_string()));
+                .or_else(|| {
+                    load.bg_sizes
+                        .as_ref()
+                        .map(|_| "background flow".to_string())
+                });
             if let Some(why) = bad {
                 eprintln!("   skipping {}: {why}", p.name());
                 continue;
@@ -321,8 +323,13 @@ pub fn run(args: &LoopbackArgs) -> Result<(), String> {
         let (load, protocols) = preset(s, &args.load);
         let name = scenario_name(s);
         let out = |p: &Option<PathBuf>| {
-            p.as_ref()
-                .map(|p| if many { with_suffix(p, name) } else { p.clone() })
+            p.as_ref().map(|p| {
+                if many {
+                    with_suffix(p, name)
+                } else {
+                    p.clone()
+                }
+            })
         };
         let runs = run_set(
             name,

@@ -34,14 +34,28 @@ pub fn table(runs: &[RunResult]) -> String {
             format!("{v:.1}")
         }
     };
-    row(&mut s, "RPCs", runs.iter().map(|r| r.rpcs.to_string()).collect());
-    row(&mut s, "RPCs/s", runs.iter().map(|r| f(r.rpcs_per_sec)).collect());
+    row(
+        &mut s,
+        "RPCs",
+        runs.iter().map(|r| r.rpcs.to_string()).collect(),
+    );
+    row(
+        &mut s,
+        "RPCs/s",
+        runs.iter().map(|r| f(r.rpcs_per_sec)).collect(),
+    );
     row(
         &mut s,
         "throughput Gbit/s",
-        runs.iter().map(|r| format!("{:.3}", r.throughput_gbps)).collect(),
+        runs.iter()
+            .map(|r| format!("{:.3}", r.throughput_gbps))
+            .collect(),
     );
-    row(&mut s, "errors", runs.iter().map(|r| r.errors.to_string()).collect());
+    row(
+        &mut s,
+        "errors",
+        runs.iter().map(|r| r.errors.to_string()).collect(),
+    );
     if runs.iter().any(|r| r.skipped > 0) {
         row(
             &mut s,
@@ -54,10 +68,26 @@ pub fn table(runs: &[RunResult]) -> String {
         "short (≤ B)",
         runs.iter().map(|r| r.short_max_size.to_string()).collect(),
     );
-    row(&mut s, "short P50 µs", runs.iter().map(|r| f(r.short_p50_us)).collect());
-    row(&mut s, "short P99 µs", runs.iter().map(|r| f(r.short_p99_us)).collect());
-    row(&mut s, "all P50 µs", runs.iter().map(|r| f(r.p50_us)).collect());
-    row(&mut s, "all P99 µs", runs.iter().map(|r| f(r.p99_us)).collect());
+    row(
+        &mut s,
+        "short P50 µs",
+        runs.iter().map(|r| f(r.short_p50_us)).collect(),
+    );
+    row(
+        &mut s,
+        "short P99 µs",
+        runs.iter().map(|r| f(r.short_p99_us)).collect(),
+    );
+    row(
+        &mut s,
+        "all P50 µs",
+        runs.iter().map(|r| f(r.p50_us)).collect(),
+    );
+    row(
+        &mut s,
+        "all P99 µs",
+        runs.iter().map(|r| f(r.p99_us)).collect(),
+    );
     row(
         &mut s,
         "client CPU (cores)",
@@ -88,13 +118,24 @@ pub fn table(runs: &[RunResult]) -> String {
             cells.iter().map(|c| c.map_or("-".into(), g)).collect()
         };
         row(&mut s, "  count", get(|b| b.count.to_string()));
-        row(&mut s, "  idle RTT µs", get(|b| format!("{:.1}", b.idle_us)));
+        row(
+            &mut s,
+            "  idle RTT µs",
+            get(|b| format!("{:.1}", b.idle_us)),
+        );
         row(&mut s, "  P50 µs", get(|b| format!("{:.1}", b.p50_us)));
         row(&mut s, "  P99 µs", get(|b| format!("{:.1}", b.p99_us)));
         row(&mut s, "  P99.9 µs", get(|b| format!("{:.1}", b.p999_us)));
-        row(&mut s, "  P99 slowdown", get(|b| format!("{:.2}", b.p99_slowdown)));
+        row(
+            &mut s,
+            "  P99 slowdown",
+            get(|b| format!("{:.2}", b.p99_slowdown)),
+        );
     }
     for r in runs {
+        for n in &r.notes {
+            let _ = writeln!(s, "{}: {n}", r.protocol);
+        }
         for e in &r.error_examples {
             let _ = writeln!(s, "{}: error: {e}", r.protocol);
         }

@@ -38,8 +38,8 @@ fn control(listener: TcpListener) {
 
 /// Run the server role until the process is killed.
 pub fn run(args: &ServerArgs) -> Result<(), String> {
-    let listener =
-        TcpListener::bind(args.control).map_err(|e| format!("control bind {}: {e}", args.control))?;
+    let listener = TcpListener::bind(args.control)
+        .map_err(|e| format!("control bind {}: {e}", args.control))?;
     let control_addr = listener.local_addr().map_err(|e| e.to_string())?;
     std::thread::spawn(move || control(listener));
 
@@ -68,12 +68,12 @@ pub fn run(args: &ServerArgs) -> Result<(), String> {
                     .build(),
             }
             .map_err(|e| e.to_string())?;
-            let busy = args.transport.busy_poll(p);
+            let config = args.transport.homa_config(p);
             rt.block_on(async move {
                 if p == Protocol::Tcp {
                     asyncproto::tcp_server(bind, ready).await
                 } else {
-                    asyncproto::homa_server(bind, busy, ready).await
+                    asyncproto::homa_server(bind, config, ready).await
                 }
             })
         }

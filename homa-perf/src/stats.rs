@@ -154,6 +154,9 @@ pub struct RunResult {
     /// Server CPU seconds (user + system) in the measured window, summed
     /// over servers; `None` if a server did not report.
     pub server_cpu_s: Option<f64>,
+    /// Transport counters worth a look (e.g. Homa retransmissions).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// Nearest-rank percentile of a sorted slice (`p` in 0..=1).
@@ -295,6 +298,7 @@ pub fn summarize(
         buckets,
         client_cpu_s,
         server_cpu_s,
+        notes: Vec::new(),
     }
 }
 

@@ -192,12 +192,8 @@ fn open_loop(load: UdpLoad, rate: f64, rec: &Arc<Recorder>) -> Result<(), String
     let mut rng = Rng::new(load.seed);
 
     let receive = {
-        let (sock, inflight, sending, rec) = (
-            sock.clone(),
-            inflight.clone(),
-            sending.clone(),
-            rec.clone(),
-        );
+        let (sock, inflight, sending, rec) =
+            (sock.clone(), inflight.clone(), sending.clone(), rec.clone());
         let spin = load.spin;
         move || {
             let mut rbuf = vec![0u8; 2048];
