@@ -259,14 +259,15 @@ pub fn run(args: &ClientArgs) -> Result<RunResult, String> {
                 .build(),
         }
         .map_err(|e| e.to_string())?;
-        let (idle, rec, phases, note) = rt.block_on(run_async(
-            args,
-            flows,
-            idle_points,
-            controls,
-            warmup,
-            duration,
-        ))?;
+        // On a spawned task, not as the block_on future (see server.rs).
+        let a = args.clone();
+        let (idle, rec, phases, note) = rt.block_on(async move {
+            tokio::spawn(async move {
+                run_async(&a, flows, idle_points, controls, warmup, duration).await
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        })?;
         notes.extend(note);
         (idle, rec, phases)
     };
