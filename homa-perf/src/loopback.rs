@@ -294,6 +294,19 @@ fn run_set(
 
 /// `homa-perf loopback`.
 pub fn run(args: &LoopbackArgs) -> Result<(), String> {
+    let mut args = args.clone();
+    args.transport.homa_profile = Some(
+        args.transport
+            .homa_profile
+            .unwrap_or(crate::cli::HomaProfile::Loopback),
+    );
+    let args = &args;
+    println!(
+        "runtime {:?}, {}, TCP pool {} connections",
+        args.transport.runtime,
+        args.transport.describe_homa(),
+        args.transport.tcp_pool
+    );
     let Some(scenario) = args.scenario else {
         run_set(
             "loopback",
