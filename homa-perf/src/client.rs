@@ -404,41 +404,46 @@ async fn open_loop(
     max: usize,
     seed: u64,
 ) {
-    let mut rng = Rng::new(seed);
-    let mut rpcs = JoinSet::new();
-    let mut next = Instant::now();
-    loop {
-        let now = Instant::now();
-        if now >= end {
-            break;
-        }
-        while next <= now {
-            next += rng.exp_gap(rate);
-            while rpcs.try_join_next().is_some() {}
-            if rpcs.len() >= max {
-                rec.skipped.fetch_add(1, Ordering::Relaxed);
+    // Arrival times come from a thread that sleeps between them (the
+    // kernel's timers are precise to tens of µs; tokio's to a millisecond),
+    // so the load generator does not spin a core that the protocol under
+    // test could use. Arrivals that fall due together are issued together.
+    let (tx, mut due) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let clock = std::thread::spawn(move || {
+        let mut rng = Rng::new(seed ^ 0xa11);
+        let mut next = Instant::now();
+        while next < end {
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
                 continue;
             }
-            let size = sizes.sample(&mut rng);
-            let resp = response_size(response, size);
-            let server = rng.below(t.servers());
-            let (t, rec) = (t.clone(), rec.clone());
-            rpcs.spawn(async move {
-                let start = Instant::now();
-                match t.call(server, size, resp).await {
-                    Ok(()) => rec.ok(size, resp, start),
-                    Err(e) => rec.err(start, e),
-                }
-            });
+            if tx.send(()).is_err() {
+                return;
+            }
+            next += rng.exp_gap(rate);
         }
-        // tokio's timer has millisecond resolution: sleep only when the
-        // next arrival is far, otherwise yield (and come straight back).
-        let gap = next.saturating_duration_since(Instant::now());
-        if gap > Duration::from_millis(2) {
-            tokio::time::sleep(gap - Duration::from_millis(1)).await;
-        } else {
-            tokio::task::yield_now().await;
+    });
+    let mut rng = Rng::new(seed);
+    let mut rpcs = JoinSet::new();
+    while due.recv().await.is_some() {
+        while rpcs.try_join_next().is_some() {}
+        if rpcs.len() >= max {
+            rec.skipped.fetch_add(1, Ordering::Relaxed);
+            continue;
         }
+        let size = sizes.sample(&mut rng);
+        let resp = response_size(response, size);
+        let server = rng.below(t.servers());
+        let (t, rec) = (t.clone(), rec.clone());
+        rpcs.spawn(async move {
+            let start = Instant::now();
+            match t.call(server, size, resp).await {
+                Ok(()) => rec.ok(size, resp, start),
+                Err(e) => rec.err(start, e),
+            }
+        });
     }
+    let _ = clock.join();
     while rpcs.join_next().await.is_some() {}
 }

@@ -143,10 +143,17 @@ impl Sizes {
         }
     }
 
-    /// The mean request size.
+    /// The mean request size, as drawn (for a distribution: over evenly
+    /// spaced quantiles, so the cap at [`MAX_MESSAGE`] is accounted for).
     pub fn mean(&self) -> f64 {
         match self {
-            Sizes::Dist(d) => d.mean_bytes(),
+            Sizes::Dist(d) => {
+                const N: u32 = 100_000;
+                (0..N)
+                    .map(|i| d.sample((f64::from(i) + 0.5) / f64::from(N)) as f64)
+                    .sum::<f64>()
+                    / f64::from(N)
+            }
             Sizes::Fixed(n) => *n as f64,
         }
     }
