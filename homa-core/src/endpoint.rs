@@ -809,9 +809,16 @@ impl Endpoint {
         } else if out.length == 0 && out.started && rs.offset == 0 {
             // An empty message was lost: send its one packet again.
             out.started = false;
-        } else if !out.has_work() {
+        } else {
+            // Nothing in the range has gone out yet (SRPT is sending
+            // shorter messages first): say BUSY, so that the receiver knows
+            // we are alive and does not time the RPC out, and send the data
+            // when its turn comes.
+            let work = out.has_work();
             self.send_control(peer, Repr::Busy(self.common(peer, local_id)));
-            return;
+            if !work {
+                return;
+            }
         }
         self.mark_sendable(idx);
     }

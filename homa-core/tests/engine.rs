@@ -92,6 +92,29 @@ fn small_grant_windows_do_not_stall() {
 }
 
 #[test]
+fn resend_for_data_not_sent_yet_gets_busy() {
+    // A 500 Mbit/s link: the server sends the shorter response (10 ms) before
+    // starting the longer one, so the client asks for the longer one after
+    // 5 ms of silence. The server has sent none of it yet: it must answer
+    // BUSY (it is alive, the data will come), not stay silent.
+    let mut p = Pair::new(Config {
+        link_rate_bps: 500_000_000,
+        ..Config::default()
+    });
+    p.auto_respond = Some(Box::new(|b: &Bytes| {
+        Bytes::from(vec![7u8; if b.len() == 1 { 600_000 } else { 900_000 }])
+    }));
+    p.call(Bytes::from_static(b"a"));
+    p.call(Bytes::from_static(b"bb"));
+    assert!(p.run_until(Duration::from_secs(1), |p| p.responses() == 2));
+    assert!(p.client.metrics().resends_sent >= 1);
+    assert!(p
+        .sent
+        .iter()
+        .any(|&(to_server, t)| !to_server && t == PacketType::Busy));
+}
+
+#[test]
 fn lost_last_data_packet_is_resent() {
     let mut p = Pair::new(Config::default());
     let mut dropped = false;
