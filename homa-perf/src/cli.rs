@@ -106,7 +106,9 @@ pub enum HomaProfile {
     /// byte packets (loopback's MTU is 64 KiB; TCP uses 64 KB segments),
     /// and a bandwidth-delay product of about 60 KB (~10 Gbit/s of kernel
     /// copying × ~50 µs RTT): 30,000 unscheduled bytes, 65,000
-    /// max_incoming.
+    /// max_incoming; and incast control from 8 outstanding RPCs (without
+    /// it, an open-loop client with hundreds of RPCs outstanding has its
+    /// responses' unscheduled bytes overflow its socket buffer).
     Loopback,
 }
 
@@ -146,6 +148,11 @@ pub struct TransportArgs {
     /// homa-core's 400,000).
     #[arg(long)]
     pub homa_max_incoming: Option<u32>,
+    /// Homa: a client with more than this many RPCs outstanding marks new
+    /// requests so that servers send few unscheduled bytes in the responses
+    /// (incast control; default: off).
+    #[arg(long)]
+    pub homa_incast_threshold: Option<usize>,
     /// Homa: the link rate the pacer assumes, Gbit/s (default: homa-tokio's
     /// choice, 100 on loopback).
     #[arg(long)]
@@ -198,6 +205,7 @@ impl TransportArgs {
             c.udp.max_packet_size = 65_000;
             c.engine.unsched_bytes = 30_000;
             c.engine.max_incoming = 65_000;
+            c.engine.incast_threshold = Some(8);
         }
         if let Some(v) = self.homa_packet_size {
             c.udp.max_packet_size = v;
@@ -211,6 +219,9 @@ impl TransportArgs {
         if let Some(v) = self.homa_max_incoming {
             c.engine.max_incoming = v;
         }
+        if let Some(v) = self.homa_incast_threshold {
+            c.engine.incast_threshold = Some(v);
+        }
         c
     }
 
@@ -218,8 +229,11 @@ impl TransportArgs {
     pub fn describe_homa(&self) -> String {
         let c = self.homa_config(Protocol::Homa);
         format!(
-            "Homa: {} B packets, {} unscheduled bytes, max_incoming {}",
-            c.udp.max_packet_size, c.engine.unsched_bytes, c.engine.max_incoming
+            "Homa: {} B packets, {} unscheduled bytes, max_incoming {}, incast threshold {:?}",
+            c.udp.max_packet_size,
+            c.engine.unsched_bytes,
+            c.engine.max_incoming,
+            c.engine.incast_threshold
         )
     }
 
@@ -422,9 +436,11 @@ pub enum Scenario {
     Floor,
     /// 100-byte RPCs (one outstanding) beside 1 MB RPCs (8 outstanding).
     Mixed,
-    /// W3, open loop, Poisson (default 1 Gbit/s; override with --gbps).
+    /// W3, open loop, Poisson at 2 Gbit/s (override with --gbps): about the
+    /// most both Homa and TCP sustain on a shared 2-core machine.
     W3,
-    /// W4, open loop, Poisson (default 1 Gbit/s; override with --gbps).
+    /// W4, open loop, Poisson at 4 Gbit/s (override with --gbps): about the
+    /// most both sustain there.
     W4,
     /// 100-byte RPCs, 64 outstanding.
     Rate,
