@@ -284,7 +284,7 @@ fn run_set(
     println!("\n### {name}");
     print!("{}", report::table(&runs));
     if let Some(j) = json {
-        std::fs::write(&j, report::json(&runs)).map_err(|e| format!("{}: {e}", j.display()))?;
+        report::write_file(&j, &report::json(&runs))?;
     }
     if let Some(p) = plot {
         report::plot(&runs, &p, &format!("homa-perf loopback: {name}"))?;

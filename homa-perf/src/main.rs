@@ -31,8 +31,7 @@ fn main() -> std::process::ExitCode {
             let runs = [r];
             print!("{}", report::table(&runs));
             if let Some(j) = &a.output.json {
-                std::fs::write(j, report::json(&runs))
-                    .map_err(|e| format!("{}: {e}", j.display()))?;
+                report::write_file(j, &report::json(&runs))?;
             }
             if let Some(p) = &a.output.plot {
                 report::plot(&runs, p, "homa-perf")?;

@@ -7,6 +7,14 @@ use serde::Serialize;
 
 use crate::stats::{RunResult, BUCKETS};
 
+/// Write `text` to `path`, creating its directory if needed.
+pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// The side-by-side table of `runs` (one column per protocol).
 pub fn table(runs: &[RunResult]) -> String {
     let mut s = String::new();
@@ -202,6 +210,7 @@ pub fn json(runs: &[RunResult]) -> String {
 /// Write the plot of P99 slowdown per size bucket, one line per protocol.
 pub fn plot(runs: &[RunResult], path: &Path, title: &str) -> Result<(), String> {
     use plotters::prelude::*;
+    write_file(path, "")?;
     let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let xmax = runs
