@@ -103,12 +103,14 @@ pub enum HomaProfile {
     /// Ethernet MTU), 40,000 unscheduled bytes, 400,000 max_incoming.
     Default,
     /// Sized for the loopback interface, as TCP sizes itself there: 65,000
-    /// byte packets (loopback's MTU is 64 KiB; TCP uses 64 KB segments),
-    /// and a bandwidth-delay product of about 60 KB (~10 Gbit/s of kernel
-    /// copying × ~50 µs RTT): 30,000 unscheduled bytes, 65,000
-    /// max_incoming; and incast control from 32 outstanding RPCs (without
-    /// it, an open-loop client with hundreds of RPCs outstanding has its
-    /// responses' unscheduled bytes overflow its socket buffer).
+    /// byte packets (loopback's MTU is 64 KiB; TCP uses 64 KB segments);
+    /// 65,000 unscheduled bytes and grants of at least 32,000 bytes (so
+    /// that scheduled packets are big too); max_incoming 260,000 (a few
+    /// hundred µs of kernel copying: short messages queue behind little);
+    /// incast control from 32 outstanding RPCs (without it, an open-loop
+    /// client with hundreds of RPCs outstanding has its responses'
+    /// unscheduled bytes overflow its socket buffer). Chosen by sweeping
+    /// the `mixed` and `bulk` presets.
     Loopback,
 }
 
@@ -153,6 +155,10 @@ pub struct TransportArgs {
     /// (incast control; default: off).
     #[arg(long)]
     pub homa_incast_threshold: Option<usize>,
+    /// Homa: smallest grant a receiver sends while granted bytes are still
+    /// arriving (default: homa-core's 10,000).
+    #[arg(long)]
+    pub homa_grant_increment: Option<u32>,
     /// Homa: the link rate the pacer assumes, Gbit/s (default: homa-tokio's
     /// choice, 100 on loopback).
     #[arg(long)]
@@ -199,6 +205,10 @@ impl TransportArgs {
             self.homa_incast_threshold.map(|v| v.to_string()),
         );
         opt(
+            "--homa-grant-increment",
+            self.homa_grant_increment.map(|v| v.to_string()),
+        );
+        opt(
             "--homa-profile",
             self.homa_profile.map(|p| match p {
                 HomaProfile::Default => "default".to_string(),
@@ -214,8 +224,9 @@ impl TransportArgs {
         c.busy_poll = self.busy_poll(p);
         if self.homa_profile == Some(HomaProfile::Loopback) {
             c.udp.max_packet_size = 65_000;
-            c.engine.unsched_bytes = 30_000;
-            c.engine.max_incoming = 65_000;
+            c.engine.unsched_bytes = 65_000;
+            c.engine.grant_increment = 32_000;
+            c.engine.max_incoming = 260_000;
             c.engine.incast_threshold = Some(32);
         }
         if let Some(v) = self.homa_packet_size {
@@ -233,6 +244,9 @@ impl TransportArgs {
         if let Some(v) = self.homa_incast_threshold {
             c.engine.incast_threshold = Some(v);
         }
+        if let Some(v) = self.homa_grant_increment {
+            c.engine.grant_increment = v;
+        }
         c
     }
 
@@ -240,9 +254,10 @@ impl TransportArgs {
     pub fn describe_homa(&self) -> String {
         let c = self.homa_config(Protocol::Homa);
         format!(
-            "Homa: {} B packets, {} unscheduled bytes, max_incoming {}, incast threshold {:?}",
+            "Homa: {} B packets, {} unscheduled bytes, grant increment {}, max_incoming {}, incast threshold {:?}",
             c.udp.max_packet_size,
             c.engine.unsched_bytes,
+            c.engine.grant_increment,
             c.engine.max_incoming,
             c.engine.incast_threshold
         )
@@ -519,6 +534,8 @@ mod tests {
             "9",
             "--homa-link-gbps",
             "10",
+            "--homa-grant-increment",
+            "777",
             "--runtime",
             "multi",
             "--tcp-pool",
@@ -540,5 +557,6 @@ mod tests {
         let cfg = c.transport.homa_config(Protocol::Homa);
         assert_eq!(cfg.udp.max_packet_size, 9000);
         assert_eq!(cfg.engine.incast_threshold, Some(9));
+        assert_eq!(cfg.engine.grant_increment, 777);
     }
 }
