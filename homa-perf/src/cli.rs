@@ -462,7 +462,7 @@ pub enum Scenario {
     Floor,
     /// 100-byte RPCs (one outstanding) beside 1 MB RPCs (8 outstanding).
     Mixed,
-    /// W3, open loop, Poisson at 2 Gbit/s (override with --gbps): about the
+    /// W3, open loop, Poisson at 1.5 Gbit/s (override with --gbps): about the
     /// most both Homa and TCP sustain on a shared 2-core machine.
     W3,
     /// W4, open loop, Poisson at 4 Gbit/s (override with --gbps): about the

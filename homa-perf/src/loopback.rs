@@ -13,7 +13,7 @@ use crate::stats::RunResult;
 use crate::udp;
 
 /// Default offered load of the W3 preset, Gbit/s (requests + responses).
-pub const W3_GBPS: f64 = 2.0;
+pub const W3_GBPS: f64 = 1.5;
 /// Default offered load of the W4 preset, Gbit/s (requests + responses).
 pub const W4_GBPS: f64 = 4.0;
 
