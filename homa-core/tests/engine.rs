@@ -115,6 +115,21 @@ fn resend_for_data_not_sent_yet_gets_busy() {
 }
 
 #[test]
+fn few_resends_per_peer_per_tick() {
+    // The server hears nothing: forty RPCs fall silent together. The client
+    // asks about a few of them per tick (four), not all forty every
+    // interval.
+    let mut p = Pair::new(Config::default());
+    p.filter = Box::new(|to_server, _| !to_server);
+    for i in 0..40 {
+        p.call(pattern(100, i));
+    }
+    p.run_until(Duration::from_micros(5_500), |_| false);
+    let n = p.client.metrics().resends_sent;
+    assert!((4..=8).contains(&n), "{n} RESENDs in 5.5 ms");
+}
+
+#[test]
 fn lost_last_data_packet_is_resent() {
     let mut p = Pair::new(Config::default());
     let mut dropped = false;
