@@ -81,9 +81,12 @@ impl Endpoint {
                 break;
             }
             let new = target.min(m.granted + room);
-            // Grant at least `grant_increment` at a time (fewer GRANT
-            // packets), unless this finishes the message.
-            if new < m.length && new - m.granted < step {
+            // Grant at least `step` at a time (fewer GRANT packets), unless
+            // this finishes the message — but only while granted bytes are
+            // still arriving: a message with nothing outstanding would
+            // otherwise wait for a RESEND.
+            let flowing = m.granted > m.received;
+            if new < m.length && flowing && new - m.granted < step {
                 continue;
             }
             total += new - m.granted;

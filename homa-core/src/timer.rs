@@ -1,10 +1,19 @@
 //! The housekeeping tick: RESEND after silence, NEED_ACK, timeouts, and
 //! expiry of per-peer memory.
+//!
+//! At most [`RESENDS_PER_PEER_PER_TICK`] RESENDs go to each peer per tick,
+//! for its RPCs that have been silent longest (Linux Homa sends one): when a
+//! peer is overloaded, hundreds of its RPCs fall silent at once, and a
+//! RESEND for each of them, every interval, answered by retransmissions,
+//! only adds to its load.
 
 use crate::endpoint::{Endpoint, Event, RpcId, State};
 use crate::error::RpcError;
 use crate::time::Instant;
 use crate::wire::Repr;
+
+/// Most RESENDs sent to one peer per tick.
+pub(crate) const RESENDS_PER_PEER_PER_TICK: usize = 4;
 
 enum Action {
     None,
@@ -20,6 +29,9 @@ impl Endpoint {
         let resend_interval = self.config.resend_interval;
         let timeout = self.config.timeout;
         let unsched = self.config.unsched_bytes;
+        // RESENDs this tick would send: (peer, silence, rpc, offset, length).
+        let mut resends: Vec<(std::net::SocketAddr, std::time::Duration, u32, u32, u32)> =
+            Vec::new();
         for i in 0..self.rpcs.len() {
             let Some(r) = self.rpcs[i].as_mut() else {
                 continue;
@@ -100,11 +112,7 @@ impl Endpoint {
             match action {
                 Action::None => {}
                 Action::Resend { offset, length } => {
-                    let (peer, id) = (r.peer, r.id);
-                    self.rpc_mut(idx).last_resend = now;
-                    self.metrics.resends_sent += 1;
-                    let repr = self.resend_repr(peer, id, offset, length);
-                    self.send_control(peer, repr);
+                    resends.push((r.peer, silent, idx, offset, length));
                 }
                 Action::NeedAck => {
                     let (peer, id) = (r.peer, r.id);
@@ -126,6 +134,24 @@ impl Endpoint {
                     self.free_rpc(idx);
                 }
             }
+        }
+        // Per peer, only the RPCs silent longest (ties: the first found).
+        resends.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut last: Option<(std::net::SocketAddr, usize)> = None;
+        resends.retain(|r| {
+            let n = match last {
+                Some((p, n)) if p == r.0 => n + 1,
+                _ => 1,
+            };
+            last = Some((r.0, n));
+            n <= RESENDS_PER_PEER_PER_TICK
+        });
+        for (peer, _, idx, offset, length) in resends {
+            let id = self.rpc(idx).id;
+            self.rpc_mut(idx).last_resend = now;
+            self.metrics.resends_sent += 1;
+            let repr = self.resend_repr(peer, id, offset, length);
+            self.send_control(peer, repr);
         }
         self.expire_peers(now);
     }

@@ -72,6 +72,64 @@ fn large_message_is_granted_and_uses_scheduled_priorities() {
 }
 
 #[test]
+fn small_grant_windows_do_not_stall() {
+    // Eight messages share a 30 KB budget: each window (30,000 / 9) is
+    // below `grant_increment` (10,000). A message whose granted bytes have
+    // all arrived must still get its next grant at once; it used to wait
+    // for a RESEND, which here never came (the sender had nothing more it
+    // was allowed to send), and the RPCs timed out.
+    let mut p = Pair::new(Config {
+        unsched_bytes: 5_000,
+        max_incoming: 30_000,
+        ..Config::default()
+    });
+    for i in 0..8 {
+        p.call(pattern(200_000, i));
+    }
+    assert!(p.run_until(Duration::from_millis(4), |p| p.responses() == 8));
+    assert_eq!(p.server.metrics().resends_sent, 0);
+    assert_eq!(p.client.metrics().resends_sent, 0);
+}
+
+#[test]
+fn resend_for_data_not_sent_yet_gets_busy() {
+    // A 500 Mbit/s link: the server sends the shorter response (10 ms) before
+    // starting the longer one, so the client asks for the longer one after
+    // 5 ms of silence. The server has sent none of it yet: it must answer
+    // BUSY (it is alive, the data will come), not stay silent.
+    let mut p = Pair::new(Config {
+        link_rate_bps: 500_000_000,
+        ..Config::default()
+    });
+    p.auto_respond = Some(Box::new(|b: &Bytes| {
+        Bytes::from(vec![7u8; if b.len() == 1 { 600_000 } else { 900_000 }])
+    }));
+    p.call(Bytes::from_static(b"a"));
+    p.call(Bytes::from_static(b"bb"));
+    assert!(p.run_until(Duration::from_secs(1), |p| p.responses() == 2));
+    assert!(p.client.metrics().resends_sent >= 1);
+    assert!(p
+        .sent
+        .iter()
+        .any(|&(to_server, t)| !to_server && t == PacketType::Busy));
+}
+
+#[test]
+fn few_resends_per_peer_per_tick() {
+    // The server hears nothing: forty RPCs fall silent together. The client
+    // asks about a few of them per tick (four), not all forty every
+    // interval.
+    let mut p = Pair::new(Config::default());
+    p.filter = Box::new(|to_server, _| !to_server);
+    for i in 0..40 {
+        p.call(pattern(100, i));
+    }
+    p.run_until(Duration::from_micros(5_500), |_| false);
+    let n = p.client.metrics().resends_sent;
+    assert!((4..=8).contains(&n), "{n} RESENDs in 5.5 ms");
+}
+
+#[test]
 fn lost_last_data_packet_is_resent() {
     let mut p = Pair::new(Config::default());
     let mut dropped = false;

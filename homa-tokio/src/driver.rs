@@ -347,6 +347,8 @@ pub(crate) struct Driver {
     tx: Vec<Transmit>,
     tx_sent: usize,
     busy_poll: Option<Duration>,
+    /// End of the current busy-poll window (reset by any progress).
+    spin_until: Option<std::time::Instant>,
     span: tracing::Span,
 }
 
@@ -369,6 +371,7 @@ impl Driver {
             tx: Vec::with_capacity(SEND_BATCH),
             tx_sent: 0,
             busy_poll: options.busy_poll,
+            spin_until: None,
             span,
         }
     }
@@ -386,7 +389,6 @@ impl Driver {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let span = self.span.clone();
         let _enter = span.enter();
-        let mut busy_until: Option<std::time::Instant> = None;
         for _round in 0..MAX_ROUNDS {
             let now = self.now();
             let mut progress = false;
@@ -439,37 +441,33 @@ impl Driver {
                 return Poll::Ready(());
             }
             if progress {
-                busy_until = None;
+                self.spin_until = None;
                 continue;
             }
 
-            // Idle. Busy polling: spin on the datapath for a while before
-            // sleeping (the wake-up costs more than a short spin).
+            // Idle. Busy polling: instead of sleeping, look at the datapath
+            // once and yield, until the window ends (the wake-up costs more
+            // than a short spin). Yielding, rather than spinning inside this
+            // poll, lets the tasks this poll has just woken (a response's
+            // caller) run first: on a current-thread runtime a spin here
+            // would hold them back for the whole window.
             if let Some(spin) = self.busy_poll {
-                let deadline = *busy_until.get_or_insert_with(|| std::time::Instant::now() + spin);
-                let mut got = false;
-                while std::time::Instant::now() < deadline {
+                let deadline = *self
+                    .spin_until
+                    .get_or_insert_with(|| std::time::Instant::now() + spin);
+                if std::time::Instant::now() < deadline {
                     self.rx.clear();
                     match self.dp.try_recv(&mut self.rx) {
                         Ok(0) => {}
                         Ok(_) => {
-                            got = true;
-                            break;
+                            let now = self.now();
+                            self.feed(now);
+                            continue;
                         }
                         Err(e) => return self.fail(e),
                     }
-                    if !self.cmds.is_empty() {
-                        break;
-                    }
-                    std::hint::spin_loop();
-                }
-                if got {
-                    let now = self.now();
-                    self.feed(now);
-                    continue;
-                }
-                if !self.cmds.is_empty() {
-                    continue;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
             }
             return self.arm_timer(cx);

@@ -475,3 +475,30 @@ async fn poll_send_and_poll_recv_carry_an_rpc() {
         .unwrap();
     assert_ne!(id, id2);
 }
+
+/// Busy polling on a current-thread runtime: the driver spins by yielding,
+/// so the client and server tasks on the same thread still run; sequential
+/// and concurrent RPCs complete byte for byte.
+#[tokio::test(flavor = "current_thread")]
+async fn busy_polling_on_one_thread_completes_rpcs() {
+    let mut config = SocketConfig::default();
+    config.busy_poll = Some(Duration::from_micros(200));
+    let server = echo_server(config.clone()).await;
+    let client = Client::bind(localhost(), config).await.unwrap();
+    for i in 0..200u64 {
+        let b = body(i, size(i));
+        assert_eq!(
+            client.call(server.local_addr(), b.clone()).await.unwrap(),
+            b
+        );
+    }
+    let calls: Vec<_> = (0..64u64)
+        .map(|i| {
+            let b = body(i, size(i));
+            (b.clone(), client.call(server.local_addr(), b))
+        })
+        .collect();
+    for (b, call) in calls {
+        assert_eq!(call.await.unwrap(), b);
+    }
+}

@@ -1,0 +1,370 @@
+//! `homa-perf loopback`: server and client as separate processes of this
+//! binary on this machine, one protocol after another; the preset
+//! comparisons of issue 6 §5 and their verdicts.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::cli::{LoadArgs, LoopbackArgs, Protocol, Scenario, TransportArgs};
+use crate::load::{ResponseSpec, SizeSpec, Sizes};
+use crate::report;
+use crate::stats::RunResult;
+use crate::udp;
+
+/// Default offered load of the W3 preset, Gbit/s (requests + responses).
+pub const W3_GBPS: f64 = 1.5;
+/// Default offered load of the W4 preset, Gbit/s (requests + responses).
+pub const W4_GBPS: f64 = 4.0;
+
+/// Kills the server child when dropped.
+struct ServerChild(Child);
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn exe() -> Result<PathBuf, String> {
+    std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))
+}
+
+/// One protocol: start its server, run a client against it, stop the server.
+fn run_one(
+    p: Protocol,
+    load: &LoadArgs,
+    transport: &TransportArgs,
+    no_progress: bool,
+) -> Result<RunResult, String> {
+    let exe = exe()?;
+    let mut server = Command::new(&exe);
+    server
+        .args(["server", "--protocol", p.name()])
+        .args(["--bind", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+        .args(transport.to_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = ServerChild(server.spawn().map_err(|e| format!("spawn server: {e}"))?);
+    let out = child.0.stdout.take().ok_or("server stdout")?;
+    let mut line = String::new();
+    BufReader::new(out)
+        .read_line(&mut line)
+        .map_err(|e| format!("server: {e}"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (data, control) = match words.as_slice() {
+        ["listening", d, "control", c] => (d.to_string(), c.to_string()),
+        _ => return Err(format!("{} server did not start: {line:?}", p.name())),
+    };
+
+    let result = std::env::temp_dir().join(format!(
+        "homa-perf-{}-{}.json",
+        std::process::id(),
+        p.name()
+    ));
+    let mut client = Command::new(&exe);
+    client
+        .args(["client", "--protocol", p.name()])
+        .args(["--server", &data, "--control", &control])
+        .args(load.to_args())
+        .args(transport.to_args())
+        .arg("--result-file")
+        .arg(&result);
+    if no_progress {
+        client.arg("--no-progress");
+    }
+    let status = client.status().map_err(|e| format!("spawn client: {e}"))?;
+    drop(child);
+    if !status.success() {
+        let _ = std::fs::remove_file(&result);
+        return Err(format!("{} client failed ({status})", p.name()));
+    }
+    let text = std::fs::read_to_string(&result).map_err(|e| format!("client result: {e}"))?;
+    let _ = std::fs::remove_file(&result);
+    serde_json::from_str(&text).map_err(|e| format!("client result: {e}"))
+}
+
+/// A scenario's load and protocols, from the base options.
+fn preset(s: Scenario, base: &LoadArgs) -> (LoadArgs, Vec<Protocol>) {
+    let mut l = base.clone();
+    l.response = ResponseSpec::Same;
+    l.bg_sizes = None;
+    l.rate = None;
+    l.outstanding = None;
+    let gbps = base.gbps;
+    l.gbps = None;
+    let two = vec![Protocol::Homa, Protocol::Tcp];
+    match s {
+        Scenario::Floor => {
+            l.sizes = SizeSpec::Fixed(100);
+            l.outstanding = Some(1);
+            let all = vec![
+                Protocol::Homa,
+                Protocol::Tcp,
+                Protocol::Udp,
+                Protocol::HomaSpin,
+                Protocol::UdpSpin,
+            ];
+            (l, all)
+        }
+        Scenario::Mixed => {
+            l.sizes = SizeSpec::Fixed(100);
+            l.outstanding = Some(1);
+            l.bg_sizes = Some(SizeSpec::Fixed(1_000_000));
+            l.bg_outstanding = 8;
+            (l, two)
+        }
+        Scenario::W3 => {
+            l.sizes = SizeSpec::Workload(homa_workload::Workload::W3);
+            l.gbps = Some(gbps.unwrap_or(W3_GBPS));
+            (l, two)
+        }
+        Scenario::W4 => {
+            l.sizes = SizeSpec::Workload(homa_workload::Workload::W4);
+            l.gbps = Some(gbps.unwrap_or(W4_GBPS));
+            (l, two)
+        }
+        Scenario::Rate => {
+            l.sizes = SizeSpec::Fixed(100);
+            l.outstanding = Some(64);
+            (l, two)
+        }
+        Scenario::Bulk => {
+            l.sizes = SizeSpec::Fixed(1_000_000);
+            l.outstanding = Some(8);
+            (l, two)
+        }
+        Scenario::All => unreachable!("expanded by the caller"),
+    }
+}
+
+fn scenario_name(s: Scenario) -> &'static str {
+    match s {
+        Scenario::Floor => "floor",
+        Scenario::Mixed => "mixed",
+        Scenario::W3 => "w3",
+        Scenario::W4 => "w4",
+        Scenario::Rate => "rate",
+        Scenario::Bulk => "bulk",
+        Scenario::All => "all",
+    }
+}
+
+/// The comparison a scenario makes, as lines of text.
+pub fn verdict(s: Scenario, runs: &[RunResult]) -> Vec<String> {
+    let get = |n: &str| runs.iter().find(|r| r.protocol == n);
+    let mut out = Vec::new();
+    let mut check = |what: String, ok: bool| {
+        out.push(format!("{} {what}", if ok { "MET  " } else { "SHORT" }));
+    };
+    match s {
+        Scenario::Floor => {
+            if let (Some(h), Some(u)) = (get("homa"), get("udp")) {
+                let r = h.p50_us / u.p50_us;
+                check(
+                    format!(
+                        "homa P50 {:.1} µs / udp P50 {:.1} µs = {r:.2} (target ≤ 1.25)",
+                        h.p50_us, u.p50_us
+                    ),
+                    r <= 1.25,
+                );
+            }
+            if let (Some(h), Some(t)) = (get("homa"), get("tcp")) {
+                let r = h.p50_us / t.p50_us;
+                check(
+                    format!(
+                        "homa P50 {:.1} µs / tcp P50 {:.1} µs = {r:.2} (target ≤ 1)",
+                        h.p50_us, t.p50_us
+                    ),
+                    r <= 1.0,
+                );
+            }
+            if let (Some(h), Some(u)) = (get("homa-spin"), get("udp-spin")) {
+                let r = h.p50_us / u.p50_us;
+                check(
+                    format!(
+                        "homa-spin P50 {:.1} µs / udp-spin P50 {:.1} µs = {r:.2} (target ≤ 1.5)",
+                        h.p50_us, u.p50_us
+                    ),
+                    r <= 1.5,
+                );
+            }
+        }
+        Scenario::Mixed | Scenario::W3 | Scenario::W4 => {
+            if let (Some(h), Some(t)) = (get("homa"), get("tcp")) {
+                let r = t.short_p99_us / h.short_p99_us;
+                let target = if s == Scenario::Mixed { 10.0 } else { 1.0 };
+                check(
+                    format!(
+                        "tcp short P99 {:.1} µs / homa short P99 {:.1} µs = {r:.2} (target {} {target})",
+                        t.short_p99_us,
+                        h.short_p99_us,
+                        if s == Scenario::Mixed { "≥" } else { ">" }
+                    ),
+                    if s == Scenario::Mixed { r >= target } else { r > target },
+                );
+            }
+        }
+        Scenario::Rate => {
+            if let (Some(h), Some(t)) = (get("homa"), get("tcp")) {
+                let r = h.rpcs_per_sec / t.rpcs_per_sec;
+                check(
+                    format!(
+                        "homa {:.0} RPC/s / tcp {:.0} RPC/s = {r:.2} (target ≥ 1)",
+                        h.rpcs_per_sec, t.rpcs_per_sec
+                    ),
+                    r >= 1.0,
+                );
+            }
+        }
+        Scenario::Bulk => {
+            if let (Some(h), Some(t)) = (get("homa"), get("tcp")) {
+                let r = h.throughput_gbps / t.throughput_gbps;
+                check(
+                    format!(
+                        "homa {:.2} Gbit/s / tcp {:.2} Gbit/s = {r:.2} (target ≥ 0.5)",
+                        h.throughput_gbps, t.throughput_gbps
+                    ),
+                    r >= 0.5,
+                );
+            }
+        }
+        Scenario::All => {}
+    }
+    for r in runs {
+        if r.errors > 0 {
+            out.push(format!("NOTE  {} had {} errors", r.protocol, r.errors));
+        }
+    }
+    out
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|s| format!(".{}", s.to_string_lossy()))
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}-{suffix}{ext}"))
+}
+
+/// Run protocols one after another and report.
+fn run_set(
+    name: &str,
+    load: &LoadArgs,
+    protocols: &[Protocol],
+    args: &LoopbackArgs,
+    json: Option<PathBuf>,
+    plot: Option<PathBuf>,
+) -> Result<Vec<RunResult>, String> {
+    eprintln!("== {name}: {}", load.describe());
+    let mut runs = Vec::new();
+    for &p in protocols {
+        if p.is_udp() {
+            let bad = udp::check_single_packet(&Sizes::new(&load.sizes), load.response)
+                .err()
+                .or_else(|| {
+                    load.bg_sizes
+                        .as_ref()
+                        .map(|_| "background flow".to_string())
+                });
+            if let Some(why) = bad {
+                eprintln!("   skipping {}: {why}", p.name());
+                continue;
+            }
+        }
+        eprintln!("-- {}", p.name());
+        runs.push(run_one(p, load, &args.transport, args.output.no_progress)?);
+    }
+    println!("\n### {name}");
+    print!("{}", report::table(&runs));
+    if let Some(j) = json {
+        report::write_file(&j, &report::json(&runs))?;
+    }
+    if let Some(p) = plot {
+        report::plot(&runs, &p, &format!("homa-perf loopback: {name}"))?;
+    }
+    Ok(runs)
+}
+
+/// `homa-perf loopback`.
+pub fn run(args: &LoopbackArgs) -> Result<(), String> {
+    let mut args = args.clone();
+    args.transport.homa_profile = Some(
+        args.transport
+            .homa_profile
+            .unwrap_or(crate::cli::HomaProfile::Loopback),
+    );
+    let args = &args;
+    println!(
+        "runtime {:?}, {}, TCP pool {} connections",
+        args.transport.runtime,
+        args.transport.describe_homa(),
+        args.transport.tcp_pool
+    );
+    let Some(scenario) = args.scenario else {
+        run_set(
+            "loopback",
+            &args.load,
+            &args.protocols,
+            args,
+            args.output.json.clone(),
+            args.output.plot.clone(),
+        )?;
+        return Ok(());
+    };
+    let list = if scenario == Scenario::All {
+        vec![
+            Scenario::Floor,
+            Scenario::Mixed,
+            Scenario::W3,
+            Scenario::W4,
+            Scenario::Rate,
+            Scenario::Bulk,
+        ]
+    } else {
+        vec![scenario]
+    };
+    let many = list.len() > 1;
+    let mut verdicts = Vec::new();
+    for s in list {
+        let (load, protocols) = preset(s, &args.load);
+        let name = scenario_name(s);
+        let out = |p: &Option<PathBuf>| {
+            p.as_ref().map(|p| {
+                if many {
+                    with_suffix(p, name)
+                } else {
+                    p.clone()
+                }
+            })
+        };
+        let runs = run_set(
+            name,
+            &load,
+            &protocols,
+            args,
+            out(&args.output.json),
+            out(&args.output.plot),
+        )?;
+        let v = verdict(s, &runs);
+        for l in &v {
+            println!("{l}");
+        }
+        verdicts.push((name, v));
+    }
+    if many {
+        println!("\n### summary");
+        for (name, v) in verdicts {
+            for l in v {
+                println!("{name:<6} {l}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! The server role: serve one protocol, and a control channel (TCP, line
+//! based) over which clients start and stop the server's CPU accounting:
+//! `START` → `ok`; `STOP` → `cpu <seconds used since START>`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc;
+
+use crate::asyncproto;
+use crate::cli::{Protocol, RuntimeKind, ServerArgs};
+use crate::stats::cpu_seconds;
+use crate::udp;
+
+fn control(listener: TcpListener) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        std::thread::spawn(move || {
+            let Ok(w) = conn.try_clone() else { return };
+            let mut w = w;
+            let mut start = cpu_seconds();
+            for line in BufReader::new(conn).lines() {
+                let Ok(line) = line else { return };
+                let reply = match line.trim() {
+                    "START" => {
+                        start = cpu_seconds();
+                        "ok".to_string()
+                    }
+                    "STOP" => format!("cpu {:.6}", cpu_seconds() - start),
+                    other => format!("error unknown command {other:?}"),
+                };
+                if writeln!(w, "{reply}").is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Run the server role until the process is killed.
+pub fn run(args: &ServerArgs) -> Result<(), String> {
+    let listener = TcpListener::bind(args.control)
+        .map_err(|e| format!("control bind {}: {e}", args.control))?;
+    let control_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    std::thread::spawn(move || control(listener));
+
+    let (tx, rx) = mpsc::channel::<SocketAddr>();
+    let announce = std::thread::spawn(move || {
+        if let Ok(addr) = rx.recv() {
+            println!("listening {addr} control {control_addr}");
+            let _ = std::io::stdout().flush();
+        }
+    });
+    let ready = move |a: SocketAddr| {
+        let _ = tx.send(a);
+    };
+    let bind = args.bind;
+    let result = match args.protocol {
+        Protocol::Udp | Protocol::UdpSpin => {
+            udp::server(bind, args.protocol == Protocol::UdpSpin, ready)
+        }
+        p => {
+            let rt = match args.transport.runtime {
+                RuntimeKind::Current => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build(),
+                RuntimeKind::Multi => tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build(),
+            }
+            .map_err(|e| e.to_string())?;
+            let config = args.transport.homa_config(p);
+            // The server loop runs as a spawned task, not as the block_on
+            // future itself: on the current-thread runtime, waking the
+            // block_on future costs an extra epoll_wait (and sometimes an
+            // eventfd write) per request.
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    if p == Protocol::Tcp {
+                        asyncproto::tcp_server(bind, ready).await
+                    } else {
+                        asyncproto::homa_server(bind, config, ready).await
+                    }
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            })
+        }
+    };
+    let _ = announce.join();
+    result
+}

@@ -1,0 +1,370 @@
+//! What a run measures, and how it is summarised: RTT percentiles per size
+//! bucket, slowdown against the idle RTT of the same size (measured in the
+//! same run), the short-message summary, throughput and CPU.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+/// Upper bounds (inclusive, bytes) of the size buckets.
+pub const BUCKETS: [u64; 10] = [
+    100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 600_000, 1_000_000,
+];
+
+/// One completed RPC.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// Request size, bytes.
+    pub size: u64,
+    /// Response size, bytes.
+    pub resp: u64,
+    /// When it started, nanoseconds since the run's start.
+    pub start_ns: u64,
+    /// Round-trip time, nanoseconds.
+    pub rtt_ns: u64,
+}
+
+/// Collects samples and errors from every task or thread of a client.
+#[derive(Debug)]
+pub struct Recorder {
+    /// The run's time zero.
+    pub t0: Instant,
+    samples: Mutex<Vec<Sample>>,
+    /// RPCs that failed, by start time: (start_ns, reason).
+    errors: Mutex<Vec<(u64, String)>>,
+    /// Completed RPCs so far (for the progress bar).
+    pub done: AtomicU64,
+    /// Open-loop arrivals not issued because too many were outstanding.
+    pub skipped: AtomicU64,
+}
+
+impl Recorder {
+    /// A recorder whose time zero is now.
+    pub fn new() -> Recorder {
+        Recorder {
+            t0: Instant::now(),
+            samples: Mutex::new(Vec::with_capacity(1 << 16)),
+            errors: Mutex::new(Vec::new()),
+            done: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// Nanoseconds since time zero.
+    pub fn ns(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.t0).as_nanos() as u64
+    }
+
+    /// Record an RPC that started at `start` and just completed.
+    pub fn ok(&self, size: u64, resp: u64, start: Instant) {
+        let now = Instant::now();
+        let s = Sample {
+            size,
+            resp,
+            start_ns: self.ns(start),
+            rtt_ns: now.saturating_duration_since(start).as_nanos() as u64,
+        };
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(s);
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Record an RPC that started at `start` and failed.
+    pub fn err(&self, start: Instant, why: impl std::fmt::Display) {
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((self.ns(start), why.to_string()));
+    }
+
+    /// Take everything recorded.
+    pub fn take(&self) -> (Vec<Sample>, Vec<(u64, String)>) {
+        (
+            std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner())),
+            std::mem::take(&mut *self.errors.lock().unwrap_or_else(|e| e.into_inner())),
+        )
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+/// One size bucket of a run's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Largest request size in the bucket, bytes.
+    pub size_upper: u64,
+    /// RPCs measured.
+    pub count: u64,
+    /// Median RTT, µs.
+    pub p50_us: f64,
+    /// 99th percentile RTT, µs.
+    pub p99_us: f64,
+    /// 99.9th percentile RTT, µs.
+    pub p999_us: f64,
+    /// 99th percentile of RTT / idle RTT of the same size.
+    pub p99_slowdown: f64,
+    /// Idle (one outstanding, nothing else running) median RTT at the
+    /// bucket's typical size, µs.
+    pub idle_us: f64,
+}
+
+/// Everything one client measured in one run of one protocol.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Protocol name (homa, homa-spin, tcp, udp, udp-spin).
+    pub protocol: String,
+    /// The load, in words.
+    pub load: String,
+    /// Measured seconds (after warm-up).
+    pub duration_s: f64,
+    /// RPCs completed in the measured window.
+    pub rpcs: u64,
+    /// RPCs that failed.
+    pub errors: u64,
+    /// A few error messages, for the log.
+    pub error_examples: Vec<String>,
+    /// Open-loop arrivals not issued because the outstanding limit was hit.
+    pub skipped: u64,
+    /// RPCs per second.
+    pub rpcs_per_sec: f64,
+    /// Message bytes (requests plus responses) per second, Gbit/s.
+    pub throughput_gbps: f64,
+    /// Largest size counted as short (the smallest 10 % of messages).
+    pub short_max_size: u64,
+    /// Short messages: median RTT, µs.
+    pub short_p50_us: f64,
+    /// Short messages: 99th percentile RTT, µs.
+    pub short_p99_us: f64,
+    /// All RPCs: median RTT, µs.
+    pub p50_us: f64,
+    /// All RPCs: 99th percentile RTT, µs.
+    pub p99_us: f64,
+    /// Per size bucket.
+    pub buckets: Vec<Bucket>,
+    /// Client CPU seconds (user + system) in the measured window.
+    pub client_cpu_s: f64,
+    /// Server CPU seconds (user + system) in the measured window, summed
+    /// over servers; `None` if a server did not report.
+    pub server_cpu_s: Option<f64>,
+    /// Transport counters worth a look (e.g. Homa retransmissions).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// Nearest-rank percentile of a sorted slice (`p` in 0..=1).
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1e3
+}
+
+/// The bucket index of a size.
+pub fn bucket_of(size: u64) -> usize {
+    BUCKETS
+        .iter()
+        .position(|&b| size <= b)
+        .unwrap_or(BUCKETS.len() - 1)
+}
+
+/// Idle RTT as a function of size: piecewise linear through measured
+/// points (size, median RTT ns), flat beyond the ends.
+#[derive(Debug, Clone, Default)]
+pub struct IdleCurve {
+    points: Vec<(u64, f64)>,
+}
+
+impl IdleCurve {
+    /// A curve through `points` (any order).
+    pub fn new(mut points: Vec<(u64, f64)>) -> IdleCurve {
+        points.sort_by_key(|p| p.0);
+        points.dedup_by_key(|p| p.0);
+        IdleCurve { points }
+    }
+
+    /// Idle RTT (ns) at `size`; `None` without points.
+    pub fn at(&self, size: u64) -> Option<f64> {
+        let p = &self.points;
+        let first = p.first()?;
+        if size <= first.0 {
+            return Some(first.1);
+        }
+        for w in p.windows(2) {
+            let ((s0, r0), (s1, r1)) = (w[0], w[1]);
+            if size <= s1 {
+                let f = (size - s0) as f64 / (s1 - s0) as f64;
+                return Some(r0 + f * (r1 - r0));
+            }
+        }
+        p.last().map(|l| l.1)
+    }
+}
+
+/// Summarise the samples that started in `[from_ns, to_ns)`.
+#[allow(clippy::too_many_arguments)]
+pub fn summarize(
+    protocol: &str,
+    load: String,
+    samples: &[Sample],
+    errors: &[(u64, String)],
+    skipped: u64,
+    from_ns: u64,
+    to_ns: u64,
+    idle: &IdleCurve,
+    client_cpu_s: f64,
+    server_cpu_s: Option<f64>,
+) -> RunResult {
+    let win: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.start_ns >= from_ns && s.start_ns < to_ns)
+        .collect();
+    let errs: Vec<&(u64, String)> = errors
+        .iter()
+        .filter(|e| e.0 >= from_ns && e.0 < to_ns)
+        .collect();
+    let secs = (to_ns - from_ns) as f64 / 1e9;
+    let bytes: u64 = win.iter().map(|s| s.size + s.resp).sum();
+
+    let mut all: Vec<u64> = win.iter().map(|s| s.rtt_ns).collect();
+    all.sort_unstable();
+
+    // Short messages: sizes up to the 10th percentile size.
+    let mut sizes: Vec<u64> = win.iter().map(|s| s.size).collect();
+    sizes.sort_unstable();
+    let short_max = percentile(&sizes, 0.10);
+    let mut short: Vec<u64> = win
+        .iter()
+        .filter(|s| s.size <= short_max)
+        .map(|s| s.rtt_ns)
+        .collect();
+    short.sort_unstable();
+
+    let mut per: Vec<(Vec<u64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); BUCKETS.len()];
+    for s in &win {
+        let b = &mut per[bucket_of(s.size)];
+        b.0.push(s.rtt_ns);
+        let idle_ns = idle.at(s.size).unwrap_or(s.rtt_ns as f64).max(1.0);
+        b.1.push(s.rtt_ns as f64 / idle_ns);
+    }
+    let mut buckets = Vec::new();
+    for (i, (mut rtts, mut slow)) in per.into_iter().enumerate() {
+        if rtts.is_empty() {
+            continue;
+        }
+        rtts.sort_unstable();
+        slow.sort_by(f64::total_cmp);
+        let rank = ((0.99 * slow.len() as f64).ceil() as usize).clamp(1, slow.len()) - 1;
+        let lo = if i == 0 { 1 } else { BUCKETS[i - 1] + 1 };
+        let typical = (lo + BUCKETS[i]) / 2;
+        buckets.push(Bucket {
+            size_upper: BUCKETS[i],
+            count: rtts.len() as u64,
+            p50_us: us(percentile(&rtts, 0.5)),
+            p99_us: us(percentile(&rtts, 0.99)),
+            p999_us: us(percentile(&rtts, 0.999)),
+            p99_slowdown: slow[rank],
+            idle_us: idle.at(typical).unwrap_or(0.0) / 1e3,
+        });
+    }
+
+    RunResult {
+        protocol: protocol.to_string(),
+        load,
+        duration_s: secs,
+        rpcs: win.len() as u64,
+        errors: errs.len() as u64,
+        error_examples: errs.iter().take(5).map(|e| e.1.clone()).collect(),
+        skipped,
+        rpcs_per_sec: win.len() as f64 / secs,
+        throughput_gbps: bytes as f64 * 8.0 / secs / 1e9,
+        short_max_size: short_max,
+        short_p50_us: us(percentile(&short, 0.5)),
+        short_p99_us: us(percentile(&short, 0.99)),
+        p50_us: us(percentile(&all, 0.5)),
+        p99_us: us(percentile(&all, 0.99)),
+        buckets,
+        client_cpu_s,
+        server_cpu_s,
+        notes: Vec::new(),
+    }
+}
+
+/// CPU seconds (user + system) this process has used so far, all threads.
+pub fn cpu_seconds() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(u) => {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        }
+        Err(_) => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), 50);
+        assert_eq!(percentile(&v, 0.99), 99);
+        assert_eq!(percentile(&v, 0.999), 100);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn idle_curve_interpolates() {
+        let c = IdleCurve::new(vec![(1000, 30.0), (100, 10.0)]);
+        assert_eq!(c.at(50), Some(10.0));
+        assert_eq!(c.at(550), Some(20.0));
+        assert_eq!(c.at(5000), Some(30.0));
+        assert_eq!(IdleCurve::default().at(5), None);
+    }
+
+    #[test]
+    fn buckets_and_short_summary() {
+        let samples: Vec<Sample> = (0..1000u64)
+            .map(|i| Sample {
+                size: if i % 10 == 0 { 100 } else { 50_000 },
+                resp: 100,
+                start_ns: i,
+                rtt_ns: if i % 10 == 0 { 10_000 } else { 100_000 },
+            })
+            .collect();
+        let idle = IdleCurve::new(vec![(100, 5_000.0), (50_000, 50_000.0)]);
+        let r = summarize(
+            "x",
+            String::new(),
+            &samples,
+            &[],
+            0,
+            0,
+            1_000,
+            &idle,
+            0.0,
+            None,
+        );
+        assert_eq!(r.rpcs, 1000);
+        assert_eq!(r.short_max_size, 100);
+        assert_eq!(r.short_p99_us, 10.0);
+        assert_eq!(r.buckets.len(), 2);
+        assert_eq!(r.buckets[0].size_upper, 100);
+        assert_eq!(r.buckets[0].count, 100);
+        assert!((r.buckets[0].p99_slowdown - 2.0).abs() < 1e-9);
+    }
+}
