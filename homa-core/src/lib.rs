@@ -38,9 +38,10 @@
 //! * **Sender**: SRPT over messages with data ready, a FIFO share, paced to
 //!   [`Config::link_rate_bps`]; short messages bypass the pacer.
 //! * **Loss**: a receiver silent for [`Config::resend_after`] sends RESEND for
-//!   the first gap below its grant, every [`Config::resend_interval`]; the
-//!   sender retransmits at priority 7, or answers BUSY when it has nothing to
-//!   send yet, or RPC_UNKNOWN when it has no such RPC (a client then restarts
+//!   the first gap below its grant, every [`Config::resend_interval`] (at
+//!   most four RESENDs per peer per tick, for the RPCs silent longest, so an
+//!   overloaded peer is not flooded); the sender retransmits at priority 7,
+//!   or answers BUSY when it has sent none of the range yet, or RPC_UNKNOWN when it has no such RPC (a client then restarts
 //!   its request; a server frees its RPC). A RESEND also implies a grant up to
 //!   its end, which recovers lost GRANTs. An RPC silent for
 //!   [`Config::timeout`] fails ([`RpcError::Timeout`]) on the client and is

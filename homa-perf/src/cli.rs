@@ -395,11 +395,11 @@ pub struct OutputArgs {
     /// {"runs":[{"protocol","short_p50_us","short_p99_us","rpcs_per_sec",
     /// "throughput_gbps","errors","buckets":[{"size_upper","count","p50_us",
     /// "p99_us","p999_us","p99_slowdown"}]}]}. With `--scenario all`, one
-    /// file per scenario (FILE-<scenario>.json).
+    /// file per scenario (`FILE-<scenario>.json`).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Write an SVG plot of P99 slowdown per size bucket, one line per
-    /// protocol (with `--scenario all`, FILE-<scenario>.svg).
+    /// protocol (with `--scenario all`, `FILE-<scenario>.svg`).
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// No progress bar.
