@@ -102,19 +102,6 @@ fn parse() -> Result<Args, String> {
     Ok(a)
 }
 
-/// Deterministic content, different for every message.
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(a) => a,
@@ -212,12 +199,12 @@ async fn client(stack: &Stack, args: &Args) -> bool {
     let mut n = 0u64;
     for round in 0..args.rounds {
         for (i, &len) in args.sizes.iter().enumerate() {
-            let body = content(len, (round * 1000 + i) as u64);
+            let body = homa_core::fuzzing::pattern(len, (round * 1000 + i) as u64);
             // The first call may wait for ARP and for the link; the engine
             // retransmits, so retry a timed-out first call a few times.
             let mut attempts = if n == 0 { 5 } else { 1 };
             let reply = loop {
-                match client.call(peer, body.clone().into()).await {
+                match client.call(peer, body.clone()).await {
                     Ok(r) => break r,
                     Err(e) if attempts > 1 && e.is_transient() => {
                         attempts -= 1;

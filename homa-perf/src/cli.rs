@@ -96,6 +96,24 @@ pub enum RuntimeKind {
     Multi,
 }
 
+impl RuntimeKind {
+    /// Builds the tokio runtime of this kind (I/O and timers enabled).
+    ///
+    /// # Errors
+    /// If tokio cannot create it (the message says why).
+    pub fn build(self) -> Result<tokio::runtime::Runtime, String> {
+        match self {
+            RuntimeKind::Current => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            RuntimeKind::Multi => tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build(),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
 /// Homa configuration presets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HomaProfile {

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::task::JoinSet;
 
 use crate::asyncproto::AsyncTransport;
-use crate::cli::{ClientArgs, Protocol, RuntimeKind};
+use crate::cli::{ClientArgs, Protocol};
 use crate::load::{response_size, Mode, Rng, Sizes};
 use crate::stats::{self, bucket_of, IdleCurve, Recorder, RunResult};
 use crate::udp;
@@ -250,15 +250,7 @@ pub fn run(args: &ClientArgs) -> Result<RunResult, String> {
         )?;
         (IdleCurve::new(points), rec, phases)
     } else {
-        let rt = match args.transport.runtime {
-            RuntimeKind::Current => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build(),
-            RuntimeKind::Multi => tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build(),
-        }
-        .map_err(|e| e.to_string())?;
+        let rt = args.transport.runtime.build()?;
         // On a spawned task, not as the block_on future (see server.rs).
         let a = args.clone();
         let (idle, rec, phases, note) = rt.block_on(async move {

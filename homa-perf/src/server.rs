@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::mpsc;
 
 use crate::asyncproto;
-use crate::cli::{Protocol, RuntimeKind, ServerArgs};
+use crate::cli::{Protocol, ServerArgs};
 use crate::stats::cpu_seconds;
 use crate::udp;
 
@@ -59,15 +59,7 @@ pub fn run(args: &ServerArgs) -> Result<(), String> {
             udp::server(bind, args.protocol == Protocol::UdpSpin, ready)
         }
         p => {
-            let rt = match args.transport.runtime {
-                RuntimeKind::Current => tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build(),
-                RuntimeKind::Multi => tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build(),
-            }
-            .map_err(|e| e.to_string())?;
+            let rt = args.transport.runtime.build()?;
             let config = args.transport.homa_config(p);
             // The server loop runs as a spawned task, not as the block_on
             // future itself: on the current-thread runtime, waking the

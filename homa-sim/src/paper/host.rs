@@ -57,23 +57,36 @@ impl Recorder {
         (self.measure_from..self.measure_until).contains(&start)
     }
 
+    /// Slowdown of message `p` from host `client` if it is complete at
+    /// `now`: elapsed time over the ideal time (cached per size and path:
+    /// workloads repeat sizes a lot).
+    fn slowdown(&mut self, traffic: &Traffic, client: usize, p: Pending, now: Nanos) -> f64 {
+        let same_rack = traffic
+            .fabric
+            .same_rack(HostId(client), HostId(p.dst as usize));
+        let ideal = *self
+            .ideal
+            .entry((p.size, same_rack))
+            .or_insert_with(|| traffic.fabric.ideal_ns(&traffic.config, p.size, same_rack));
+        (now - p.start) as f64 / ideal as f64
+    }
+
     /// Ends the run at `now`: every measured message still in flight is
     /// counted with the slowdown it has reached so far, a lower bound on its
     /// real one, so that starved messages weigh on the tail instead of
     /// vanishing from it. Returns how many there were.
     pub(crate) fn finish(&mut self, now: Nanos, traffic: &Traffic) -> u64 {
-        let mut late = Vec::new();
-        for (client, pending) in self.pending.iter().enumerate() {
-            for p in pending.values() {
-                if self.measured(p.start) {
-                    let same_rack = traffic
-                        .fabric
-                        .same_rack(HostId(client), HostId(p.dst as usize));
-                    let ideal = traffic.fabric.ideal_ns(&traffic.config, p.size, same_rack);
-                    late.push((p.size, (now - p.start) as f64 / ideal as f64));
-                }
-            }
-        }
+        let late_ones: Vec<(usize, Pending)> = self
+            .pending
+            .iter()
+            .enumerate()
+            .flat_map(|(client, m)| m.values().map(move |&p| (client, p)))
+            .filter(|(_, p)| self.measured(p.start))
+            .collect();
+        let mut late: Vec<(u64, f64)> = late_ones
+            .into_iter()
+            .map(|(client, p)| (p.size, self.slowdown(traffic, client, p, now)))
+            .collect();
         late.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
         let n = late.len() as u64;
         self.samples.extend(late);
@@ -198,14 +211,8 @@ impl PaperHost {
                         .and_then(|m| m.remove(&(rpc.id & !1)))
                     {
                         if rec.measured(p.start) {
-                            let same_rack = self.traffic.fabric.same_rack(HostId(client), self.me);
-                            let traffic = &self.traffic;
-                            let ideal =
-                                *rec.ideal.entry((p.size, same_rack)).or_insert_with(|| {
-                                    traffic.fabric.ideal_ns(&traffic.config, p.size, same_rack)
-                                });
-                            rec.samples
-                                .push((p.size, (now - p.start) as f64 / ideal as f64));
+                            let slowdown = rec.slowdown(&self.traffic, client, p, now);
+                            rec.samples.push((p.size, slowdown));
                             rec.measured_pending -= 1;
                         }
                     }
