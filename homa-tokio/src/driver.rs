@@ -52,6 +52,9 @@ pub(crate) enum Command {
     Metrics(oneshot::Sender<Metrics>),
     /// Shut the endpoint down now (pending calls fail with `Shutdown`).
     Close,
+    /// Nothing to do but look at the engine: a handle ran a command
+    /// itself (see [`Direct::try_run`]) and left work for the driver task.
+    Wake,
 }
 
 /// What the inbox holds: requests (without a handle; `recv` attaches one)
@@ -263,6 +266,7 @@ impl EngineCore {
                     self.close(now);
                 }
             }
+            Command::Wake => {}
         }
     }
 
@@ -337,15 +341,81 @@ impl EngineCore {
     }
 }
 
-pub(crate) struct Driver {
-    core: EngineCore,
+/// What the driver task and the handles share: the engine and the packets
+/// on their way out. The handles lock it to start RPCs and send responses
+/// themselves, so that a request leaves in the caller's own time slice
+/// instead of after a hop through the command channel and a poll of the
+/// driver task (on a current-thread runtime the lock is never contended;
+/// when it is, the command goes through the channel as before).
+pub(crate) struct Direct {
+    state: Mutex<Shared>,
     dp: Arc<dyn Datapath>,
-    cmds: mpsc::UnboundedReceiver<Command>,
     start: tokio::time::Instant,
-    sleep: Pin<Box<Sleep>>,
-    rx: Vec<Incoming>,
+}
+
+/// The part of the driver behind [`Direct`]'s lock.
+struct Shared {
+    core: EngineCore,
+    /// Transmits taken from the engine, `tx[tx_sent..]` not yet sent.
     tx: Vec<Transmit>,
     tx_sent: usize,
+    /// When the driver task will next look at the engine by itself: the
+    /// deadline its timer is set for, `Some(ZERO)` when it will run again
+    /// soon anyway (it yielded or is busy polling), `None` when it sleeps
+    /// until a packet or a command wakes it. A handle that leaves the
+    /// engine needing attention earlier wakes the task.
+    armed: Option<Instant>,
+}
+
+impl Direct {
+    fn now(&self) -> Instant {
+        let d = self.start.elapsed();
+        Instant::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run a command from a handle here and now, if the engine is free:
+    /// hand it to the engine, send what that produced, deliver what it
+    /// finished. Returns whether the driver task must be woken (packets
+    /// left over, or a deadline earlier than its timer), or the command
+    /// back if the driver holds the engine at this moment.
+    pub fn try_run(&self, cmd: Command) -> Result<bool, Command> {
+        let mut st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(cmd),
+        };
+        let now = self.now();
+        st.core.command(now, cmd);
+        // No task to wake here: if the datapath cannot take everything,
+        // the driver task sends the rest with its own waker.
+        let mut cx = Context::from_waker(Waker::noop());
+        let drained = match flush(&mut st, &*self.dp, &mut cx, now) {
+            Ok(_) => st.tx_sent == st.tx.len(),
+            Err(_) => false, // the driver task meets the error and shuts down
+        };
+        st.core.deliver_events(now);
+        let due = st.core.endpoint.poll_timeout();
+        let wake = !drained
+            || match (due, st.armed) {
+                (Some(due), Some(armed)) => due < armed,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+        Ok(wake)
+    }
+}
+
+pub(crate) struct Driver {
+    direct: Arc<Direct>,
+    cmds: mpsc::UnboundedReceiver<Command>,
+    sleep: Pin<Box<Sleep>>,
+    /// The engine deadline `sleep` is set for.
+    sleep_at: Option<Instant>,
+    rx: Vec<Incoming>,
     busy_poll: Option<Duration>,
     /// End of the current busy-poll window (reset by any progress).
     spin_until: Option<std::time::Instant>,
@@ -353,27 +423,36 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
+    /// The driver task, and what its handles share with it.
     pub fn new(
         endpoint: Endpoint,
         dp: Arc<dyn Datapath>,
         inner: Arc<Inner>,
         cmds: mpsc::UnboundedReceiver<Command>,
         options: DriverOptions,
-    ) -> Self {
+    ) -> (Self, Arc<Direct>) {
         let span = tracing::info_span!("homa_endpoint", local = %inner.local);
-        Driver {
-            core: EngineCore::new(endpoint, inner),
+        let direct = Arc::new(Direct {
+            state: Mutex::new(Shared {
+                core: EngineCore::new(endpoint, inner),
+                tx: Vec::with_capacity(SEND_BATCH),
+                tx_sent: 0,
+                armed: None,
+            }),
             dp,
-            cmds,
             start: tokio::time::Instant::now(),
+        });
+        let driver = Driver {
+            direct: direct.clone(),
+            cmds,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            sleep_at: None,
             rx: Vec::new(),
-            tx: Vec::with_capacity(SEND_BATCH),
-            tx_sent: 0,
             busy_poll: options.busy_poll,
             spin_until: None,
             span,
-        }
+        };
+        (driver, direct)
     }
 
     pub async fn run(mut self) {
@@ -381,28 +460,26 @@ impl Driver {
         tracing::debug!(parent: &self.span, "endpoint driver exits");
     }
 
-    fn now(&self) -> Instant {
-        let d = self.start.elapsed();
-        Instant::from_nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-    }
-
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let span = self.span.clone();
         let _enter = span.enter();
+        let direct = self.direct.clone();
+        let mut st = direct.lock();
+        let dp = &*direct.dp;
         for _round in 0..MAX_ROUNDS {
-            let now = self.now();
+            let now = direct.now();
             let mut progress = false;
 
             // 1. commands
             for _ in 0..CMD_BUDGET {
                 match self.cmds.poll_recv(cx) {
                     Poll::Ready(Some(cmd)) => {
-                        self.core.command(now, cmd);
+                        st.core.command(now, cmd);
                         progress = true;
                     }
                     Poll::Ready(None) => {
-                        if self.core.closing.is_none() {
-                            self.core.close(now);
+                        if st.core.closing.is_none() {
+                            st.core.close(now);
                         }
                         break;
                     }
@@ -413,32 +490,43 @@ impl Driver {
             // 2. packets
             for _ in 0..4 {
                 self.rx.clear();
-                match self.dp.poll_recv(cx, &mut self.rx) {
+                match dp.poll_recv(cx, &mut self.rx) {
                     Poll::Ready(Ok(_)) => {
-                        self.feed(now);
+                        feed(&mut st.core, &mut self.rx, now);
                         progress = true;
                     }
-                    Poll::Ready(Err(e)) => return self.fail(e),
+                    Poll::Ready(Err(e)) => return fail(&mut st.core, now, e),
                     Poll::Pending => break,
                 }
             }
 
             // 3. timers
-            if self.core.endpoint.poll_timeout().is_some_and(|t| t <= now) {
-                self.core.endpoint.handle_timeout(now);
+            if st.core.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                st.core.endpoint.handle_timeout(now);
             }
 
             // 4. transmit
-            match self.flush(cx, now) {
+            match flush(&mut st, dp, cx, now) {
                 Ok(sent) => progress |= sent,
-                Err(e) => return self.fail(e),
+                Err(e) => return fail(&mut st.core, now, e),
             }
 
             // 5. events
-            progress |= self.core.deliver_events(now);
+            let delivered = st.core.deliver_events(now);
+            progress |= delivered;
 
-            if self.core.finished(now, self.tx_sent == self.tx.len()) {
+            let tx_idle = st.tx_sent == st.tx.len();
+            if st.core.finished(now, tx_idle) {
                 return Poll::Ready(());
+            }
+            if delivered {
+                // A request or response went to its task: let it run now
+                // (it answers, or starts the next call, through `Direct`
+                // without waiting for us), and come back after it.
+                self.spin_until = None;
+                st.armed = Some(Instant::ZERO);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             if progress {
                 self.spin_until = None;
@@ -457,108 +545,120 @@ impl Driver {
                     .get_or_insert_with(|| std::time::Instant::now() + spin);
                 if std::time::Instant::now() < deadline {
                     self.rx.clear();
-                    match self.dp.try_recv(&mut self.rx) {
+                    match dp.try_recv(&mut self.rx) {
                         Ok(0) => {}
                         Ok(_) => {
-                            let now = self.now();
-                            self.feed(now);
+                            let now = direct.now();
+                            feed(&mut st.core, &mut self.rx, now);
                             continue;
                         }
-                        Err(e) => return self.fail(e),
+                        Err(e) => return fail(&mut st.core, now, e),
                     }
+                    st.armed = Some(Instant::ZERO);
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
             }
-            return self.arm_timer(cx);
+            return self.arm_timer(&mut st, direct.now(), cx);
         }
         // Out of budget with work left: let other tasks run, come back soon.
+        st.armed = Some(Instant::ZERO);
         cx.waker().wake_by_ref();
         Poll::Pending
     }
 
     /// Sleep until the engine's next deadline (or not at all if it has
     /// none: a packet or a command will wake us).
-    fn arm_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let now = self.now();
-        let tick = self.core.inner.config.tick;
-        let deadline = match self.core.closing {
+    fn arm_timer(&mut self, st: &mut Shared, now: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        let tick = st.core.inner.config.tick;
+        let deadline = match st.core.closing {
             // Closing: wake at least every tick to check whether we are done.
             Some(_) => Some(
-                self.core
+                st.core
                     .endpoint
                     .poll_timeout()
                     .unwrap_or(now + tick)
                     .min(now + tick),
             ),
-            None => self.core.endpoint.poll_timeout(),
+            None => st.core.endpoint.poll_timeout(),
         };
+        st.armed = deadline;
         if let Some(t) = deadline {
             if t.saturating_duration_since(now) < SPIN_THRESHOLD {
+                st.armed = Some(Instant::ZERO);
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            let at = self.start + Duration::from_nanos(t.as_nanos());
-            self.sleep.as_mut().reset(at);
+            // Re-arming costs a trip through the timer wheel; the engine's
+            // deadline (its next tick) rarely moves between wake-ups.
+            if self.sleep_at != Some(t) {
+                let at = self.direct.start + Duration::from_nanos(t.as_nanos());
+                self.sleep.as_mut().reset(at);
+                self.sleep_at = Some(t);
+            }
             if self.sleep.as_mut().poll(cx).is_ready() {
+                self.sleep_at = None;
+                st.armed = Some(Instant::ZERO);
                 cx.waker().wake_by_ref();
             }
         }
         Poll::Pending
     }
+}
 
-    fn fail(&mut self, e: std::io::Error) -> Poll<()> {
-        tracing::error!(error = %e, "datapath failed; endpoint shuts down");
-        let now = self.now();
-        if self.core.closing.is_none() {
-            self.core.close(now);
-        }
-        Poll::Ready(())
+fn fail(core: &mut EngineCore, now: Instant, e: std::io::Error) -> Poll<()> {
+    tracing::error!(error = %e, "datapath failed; endpoint shuts down");
+    if core.closing.is_none() {
+        core.close(now);
     }
+    Poll::Ready(())
+}
 
-    fn feed(&mut self, now: Instant) {
-        for item in self.rx.drain(..) {
-            match item {
-                Incoming::Packet { from, data } => {
-                    self.core.endpoint.handle_packet(now, from, data)
-                }
-                Incoming::Unreachable { destination } => {
-                    tracing::debug!(%destination, "peer unreachable");
-                    // The engine decides what fails; its events say so.
-                    self.core.endpoint.handle_unreachable(now, destination);
-                }
+fn feed(core: &mut EngineCore, rx: &mut Vec<Incoming>, now: Instant) {
+    for item in rx.drain(..) {
+        match item {
+            Incoming::Packet { from, data } => core.endpoint.handle_packet(now, from, data),
+            Incoming::Unreachable { destination } => {
+                tracing::debug!(%destination, "peer unreachable");
+                // The engine decides what fails; its events say so.
+                core.endpoint.handle_unreachable(now, destination);
             }
         }
     }
+}
 
-    /// Drain the engine's transmits into the datapath. Returns whether
-    /// anything was sent.
-    fn flush(&mut self, cx: &mut Context<'_>, now: Instant) -> std::io::Result<bool> {
-        let mut sent_any = false;
-        for _ in 0..8 {
-            if self.tx_sent == self.tx.len() {
-                self.tx.clear();
-                self.tx_sent = 0;
-                while self.tx.len() < SEND_BATCH {
-                    match self.core.endpoint.poll_transmit(now) {
-                        Some(t) => self.tx.push(t),
-                        None => break,
-                    }
-                }
-                if self.tx.is_empty() {
-                    break;
+/// Drain the engine's transmits into the datapath. Returns whether
+/// anything was sent.
+fn flush(
+    st: &mut Shared,
+    dp: &dyn Datapath,
+    cx: &mut Context<'_>,
+    now: Instant,
+) -> std::io::Result<bool> {
+    let mut sent_any = false;
+    for _ in 0..8 {
+        if st.tx_sent == st.tx.len() {
+            st.tx.clear();
+            st.tx_sent = 0;
+            while st.tx.len() < SEND_BATCH {
+                match st.core.endpoint.poll_transmit(now) {
+                    Some(t) => st.tx.push(t),
+                    None => break,
                 }
             }
-            match self.dp.poll_send(cx, &self.tx[self.tx_sent..]) {
-                Poll::Ready(Ok(n)) => {
-                    self.tx_sent = (self.tx_sent + n).min(self.tx.len());
-                    sent_any = true;
-                }
-                Poll::Ready(Err(e)) => return Err(e),
-                // The datapath wakes us when it can take more.
-                Poll::Pending => break,
+            if st.tx.is_empty() {
+                break;
             }
         }
-        Ok(sent_any)
+        match dp.poll_send(cx, &st.tx[st.tx_sent..]) {
+            Poll::Ready(Ok(n)) => {
+                st.tx_sent = (st.tx_sent + n).min(st.tx.len());
+                sent_any = true;
+            }
+            Poll::Ready(Err(e)) => return Err(e),
+            // The datapath wakes us when it can take more.
+            Poll::Pending => break,
+        }
     }
+    Ok(sent_any)
 }

@@ -13,7 +13,7 @@ use homa_core::{Config, Endpoint, Metrics, RpcId, ServerRpcId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::datapath::Datapath;
-use crate::driver::{Command, Driver, DriverOptions, Inbox, InboxItem, Inner};
+use crate::driver::{Command, Direct, Driver, DriverOptions, Inbox, InboxItem, Inner};
 use crate::error::Error;
 use crate::host::CommandRing;
 use crate::udp::{UdpConfig, UdpDatapath};
@@ -54,21 +54,42 @@ pub(crate) struct Handle {
 /// Where a handle's commands go: the channel of a driver task, or the
 /// lock-free ring of an engine hosted on a thread of its own.
 pub(crate) enum CommandTx {
-    Task(mpsc::UnboundedSender<Command>),
+    Task {
+        tx: mpsc::UnboundedSender<Command>,
+        direct: Arc<Direct>,
+    },
     Ring(Arc<CommandRing>),
 }
 
 impl Handle {
     pub fn send(&self, cmd: Command) -> Result<(), Error> {
         match &self.cmd {
-            CommandTx::Task(tx) => tx.send(cmd).map_err(|_| Error::Shutdown),
+            CommandTx::Task { tx, direct } => {
+                if tx.is_closed() {
+                    return Err(Error::Shutdown);
+                }
+                // What starts or answers an RPC runs here when the engine
+                // is free; the rest (rare, or about shutting down) goes to
+                // the driver task, which owns the endpoint's lifetime.
+                let cmd = match cmd {
+                    Command::Send { .. } | Command::Call { .. } | Command::Respond { .. } => {
+                        match direct.try_run(cmd) {
+                            Ok(false) => return Ok(()),
+                            Ok(true) => Command::Wake,
+                            Err(cmd) => cmd,
+                        }
+                    }
+                    cmd => cmd,
+                };
+                tx.send(cmd).map_err(|_| Error::Shutdown)
+            }
             CommandTx::Ring(ring) => ring.push(cmd),
         }
     }
 
     pub fn is_closed(&self) -> bool {
         match &self.cmd {
-            CommandTx::Task(tx) => tx.is_closed(),
+            CommandTx::Task { tx, .. } => tx.is_closed(),
             CommandTx::Ring(ring) => ring.is_closed(),
         }
     }
@@ -314,7 +335,7 @@ impl Socket {
             config.engine,
         )?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let driver = Driver::new(
+        let (driver, direct) = Driver::new(
             endpoint,
             dp,
             inner.clone(),
@@ -324,7 +345,7 @@ impl Socket {
             },
         );
         tokio::spawn(driver.run());
-        Ok(Socket::from_handle(CommandTx::Task(tx), inner))
+        Ok(Socket::from_handle(CommandTx::Task { tx, direct }, inner))
     }
 
     pub(crate) fn from_handle(cmd: CommandTx, inner: Arc<Inner>) -> Socket {

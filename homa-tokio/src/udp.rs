@@ -7,9 +7,9 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -19,12 +19,15 @@ use nix::sys::socket::{
     recvmmsg, recvmsg, sendmmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned,
     MsgFlags, MultiHeaders, SockaddrStorage,
 };
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::datapath::{Datapath, Incoming};
 
-/// Packets per `recvmmsg`/`sendmmsg` call.
+/// Packets per `recvmmsg`/`sendmmsg` call, at most.
 const BATCH: usize = 32;
+/// Datagrams the first `recvmmsg` after a quiet spell asks for.
+const MIN_RECV_BATCH: usize = 4;
 /// Linux refuses more than 64 segments in one GSO send (`UDP_MAX_SEGMENTS`).
 const MAX_GSO_SEGMENTS: usize = 64;
 /// Largest UDP payload: a GSO send or a GRO receive is one datagram of at
@@ -100,7 +103,15 @@ impl Default for UdpConfig {
 /// ```
 #[derive(Debug)]
 pub struct UdpDatapath {
-    socket: Arc<tokio::net::UdpSocket>,
+    /// The socket, registered with the reactor for reading only. A
+    /// registration for writing would wake the reactor after every send
+    /// (each datagram's buffer space coming back is an edge), and when
+    /// client and server share a core that extra turn sits between our send
+    /// and the peer running.
+    socket: AsyncFd<std::net::UdpSocket>,
+    /// Write readiness, registered only while sends find the socket buffer
+    /// full.
+    writer: Mutex<Writer>,
     local: SocketAddr,
     max_packet_size: usize,
     link_rate_bps: u64,
@@ -113,9 +124,41 @@ pub struct UdpDatapath {
 #[derive(Debug)]
 struct RecvState {
     bufs: Vec<Vec<u8>>,
+    /// Datagrams the next `recvmmsg` asks for: setting up its headers costs
+    /// in proportion (nix builds them afresh each call), so it starts small
+    /// and doubles while calls come back full. A request/response at a time
+    /// costs a 4-header call; a burst soon gets 32.
+    batch: usize,
     /// Unreachable destinations learned while sending, reported by the next
     /// receive.
     unreachable: Vec<SocketAddr>,
+}
+
+/// A duplicate of the socket's descriptor registered for writing, kept while
+/// sends meet a full socket buffer.
+#[derive(Debug, Default)]
+struct Writer {
+    fd: Option<AsyncFd<OwnedFd>>,
+    /// `poll_send` calls in a row whose first attempt went through; after
+    /// [`WRITER_IDLE_SENDS`] of them the registration is dropped.
+    clear_sends: u32,
+}
+
+/// Sends in a row that found room, after which the write registration is
+/// dropped: registering costs three system calls (dup, two epoll_ctl),
+/// keeping it costs a reactor turn per send.
+const WRITER_IDLE_SENDS: u32 = 64;
+
+/// Register `io` with the current runtime's reactor for `interest`.
+///
+/// tokio 1.54 deprecated the safe constructor in favour of an `unsafe` one,
+/// because an arbitrary `AsRawFd` could close or swap its descriptor while
+/// registered. Ours cannot: `io` is an owned socket or descriptor that the
+/// `AsyncFd` keeps, unchanged, until it is dropped (which deregisters it),
+/// so the contract holds and no `unsafe` is needed (this crate has none).
+#[allow(deprecated)]
+fn register<T: AsRawFd>(io: T, interest: Interest) -> io::Result<AsyncFd<T>> {
+    AsyncFd::with_interest(io, interest)
 }
 
 /// DSCP class selector for a Homa priority, as the TOS/traffic class byte.
@@ -174,7 +217,7 @@ impl UdpDatapath {
         }
         let gro = config.gro && setsockopt(&socket, sockopt::UdpGroSegment, &true).is_ok();
         let gso = config.gso && gso_supported(&local);
-        let socket = tokio::net::UdpSocket::from_std(socket.into())?;
+        let socket = register(std::net::UdpSocket::from(socket), Interest::READABLE)?;
         let link_rate_bps = config.link_rate_bps.unwrap_or(if local.ip().is_loopback() {
             100_000_000_000
         } else {
@@ -187,7 +230,8 @@ impl UdpDatapath {
         };
         tracing::debug!(%local, gso, gro, "UDP datapath bound");
         Ok(UdpDatapath {
-            socket: Arc::new(socket),
+            socket,
+            writer: Mutex::new(Writer::default()),
             local,
             max_packet_size: config.max_packet_size,
             link_rate_bps,
@@ -195,7 +239,10 @@ impl UdpDatapath {
             gro,
             ipv4: local.is_ipv4(),
             recv: Mutex::new(RecvState {
-                bufs: vec![vec![0; buf_len]; BATCH],
+                // One allocation each (zeroed pages come lazily from the
+                // kernel), not one buffer cloned 31 times.
+                bufs: (0..BATCH).map(|_| vec![0; buf_len]).collect(),
+                batch: MIN_RECV_BATCH,
                 unreachable: Vec::new(),
             }),
         })
@@ -212,34 +259,50 @@ impl UdpDatapath {
         self.gro
     }
 
-    /// One `recvmmsg`, without waiting.
-    fn recv_batch(&self, out: &mut Vec<Incoming>) -> io::Result<usize> {
+    /// One `recvmmsg`, without waiting. Returns the entries appended and
+    /// whether the socket was left empty: `recvmmsg` stops early only when
+    /// the queue runs dry (or on an error, which the kernel reports with a
+    /// fresh wake-up), so fewer datagrams than asked for means there is
+    /// nothing left to read.
+    fn recv_batch(&self, out: &mut Vec<Incoming>) -> io::Result<(usize, bool)> {
         let mut st = self.recv.lock().unwrap_or_else(|e| e.into_inner());
         let before = out.len();
         for destination in st.unreachable.drain(..) {
             out.push(Incoming::Unreachable { destination });
         }
         let gro = self.gro;
+        // What each datagram was: sender, length, GRO segment size. On the
+        // stack, like the I/O vectors: this runs once per busy-poll probe.
+        let mut got: [Option<(SocketAddr, usize, usize)>; BATCH] = [None; BATCH];
+        let want = st.batch;
         let res = {
             let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
-                BATCH,
+                want,
                 gro.then(|| nix::cmsg_space!(libc_int)),
             );
-            let mut iovs: Vec<[IoSliceMut<'_>; 1]> = st
-                .bufs
-                .iter_mut()
-                .map(|b| [IoSliceMut::new(&mut b[..])])
-                .collect();
+            let mut bufs = st.bufs.iter_mut();
+            let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] = std::array::from_fn(|_| {
+                [IoSliceMut::new(
+                    bufs.next().map(|b| &mut b[..]).unwrap_or_default(),
+                )]
+            });
             recvmmsg(
-                self.socket.as_raw_fd(),
+                self.socket.get_ref().as_raw_fd(),
                 &mut headers,
-                iovs.iter_mut(),
+                iovs[..want].iter_mut(),
                 MsgFlags::MSG_DONTWAIT,
                 None,
             )
             .map(|msgs| {
-                msgs.filter_map(|msg| {
-                    let from = msg.address.as_ref().and_then(to_socket_addr)?;
+                let mut n = 0;
+                for (slot, msg) in got.iter_mut().zip(msgs) {
+                    n += 1;
+                    // A datagram without a sender cannot be answered; skip
+                    // it (its slot stays empty, so later ones keep their
+                    // buffer index).
+                    let Some(from) = msg.address.as_ref().and_then(to_socket_addr) else {
+                        continue;
+                    };
                     let mut segment = msg.bytes;
                     if gro {
                         if let Ok(cmsgs) = msg.cmsgs() {
@@ -250,9 +313,9 @@ impl UdpDatapath {
                             }
                         }
                     }
-                    Some((from, msg.bytes, segment.max(1)))
-                })
-                .collect::<Vec<_>>()
+                    *slot = Some((from, msg.bytes, segment.max(1)));
+                }
+                n
             })
         };
         let received = match res {
@@ -268,19 +331,30 @@ impl UdpDatapath {
                 );
                 let n = out.len() - before;
                 return if n > 0 {
-                    Ok(n)
+                    Ok((n, false))
                 } else {
                     Err(io::ErrorKind::WouldBlock.into())
                 };
             }
             Err(e) => {
                 if out.len() > before {
-                    return Ok(out.len() - before);
+                    return Ok((out.len() - before, false));
                 }
                 return Err(e.into());
             }
         };
-        for (i, (from, len, segment)) in received.into_iter().enumerate() {
+        let drained = received < want;
+        st.batch = if drained {
+            MIN_RECV_BATCH
+        } else {
+            (want * 2).min(BATCH)
+        };
+        for (i, (from, len, segment)) in got
+            .into_iter()
+            .enumerate()
+            .take(received)
+            .filter_map(|(i, g)| Some((i, g?)))
+        {
             // A GRO datagram is several packets of `segment` bytes (the
             // last may be shorter), all from `from`.
             for chunk in st.bufs[i][..len].chunks(segment) {
@@ -294,7 +368,7 @@ impl UdpDatapath {
         if n == 0 {
             Err(io::ErrorKind::WouldBlock.into())
         } else {
-            Ok(n)
+            Ok((n, drained))
         }
     }
 
@@ -307,7 +381,7 @@ impl UdpDatapath {
         for _ in 0..64 {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match recvmsg::<SockaddrStorage>(
-                self.socket.as_raw_fd(),
+                self.socket.get_ref().as_raw_fd(),
                 &mut iov,
                 Some(&mut cmsg),
                 MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
@@ -410,7 +484,7 @@ impl UdpDatapath {
         ];
         let dest = SockaddrStorage::from(first.destination);
         sendmsg(
-            self.socket.as_raw_fd(),
+            self.socket.get_ref().as_raw_fd(),
             &iov,
             &cmsgs,
             MsgFlags::MSG_DONTWAIT,
@@ -419,39 +493,70 @@ impl UdpDatapath {
         Ok(())
     }
 
-    /// One `sendmmsg` of packets that share a priority.
+    /// One `sendmmsg` (or, for a single packet, `sendmsg`) of packets that
+    /// share a priority. Nothing here allocates but `sendmsg`'s control
+    /// buffer: the headers are kept per thread, and the I/O vectors and
+    /// addresses live on the stack.
     fn send_mmsg(&self, run: &[Transmit]) -> io::Result<usize> {
+        let run = &run[..run.len().min(BATCH)];
         let tos_byte = tos(run[0].priority);
         let tclass = i32::from(tos_byte);
         let cmsgs = [self.tos_cmsg(&tos_byte, &tclass)];
-        let iovs: Vec<[IoSlice<'_>; 2]> = run
-            .iter()
-            .map(|t| [IoSlice::new(t.header()), IoSlice::new(&t.payload)])
-            .collect();
-        let addrs: Vec<Option<SockaddrStorage>> = run
-            .iter()
-            .map(|t| Some(SockaddrStorage::from(t.destination)))
-            .collect();
-        let space = if self.ipv4 {
-            nix::cmsg_space!(u8)
-        } else {
-            nix::cmsg_space!(libc_int)
-        };
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(run.len(), Some(space));
-        let results = sendmmsg(
-            self.socket.as_raw_fd(),
-            &mut headers,
-            &iovs,
-            &addrs,
-            cmsgs,
-            MsgFlags::MSG_DONTWAIT,
-        )?;
-        let n = results.count();
-        if n == 0 {
-            return Err(io::ErrorKind::WouldBlock.into());
+        if let [t] = run {
+            let iov = [IoSlice::new(t.header()), IoSlice::new(&t.payload)];
+            let dest = SockaddrStorage::from(t.destination);
+            sendmsg(
+                self.socket.get_ref().as_raw_fd(),
+                &iov,
+                &cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+                Some(&dest),
+            )?;
+            return Ok(1);
         }
-        Ok(n)
+        let mut iovs: [[IoSlice<'_>; 2]; BATCH] = [[IoSlice::new(&[]), IoSlice::new(&[])]; BATCH];
+        let mut addrs: [Option<SockaddrStorage>; BATCH] = [None; BATCH];
+        for ((iov, addr), t) in iovs.iter_mut().zip(addrs.iter_mut()).zip(run) {
+            *iov = [IoSlice::new(t.header()), IoSlice::new(&t.payload)];
+            *addr = Some(SockaddrStorage::from(t.destination));
+        }
+        let ipv4 = self.ipv4;
+        SEND_HEADERS.with(|cell| {
+            let mut cache = cell.borrow_mut();
+            // sendmmsg leaves the headers as it found them (it writes only
+            // each message's length), so they can be used again; one set per
+            // address family, whose control space differs.
+            let headers = &mut cache[usize::from(ipv4)];
+            let headers = headers.get_or_insert_with(|| {
+                let space = if ipv4 {
+                    nix::cmsg_space!(u8)
+                } else {
+                    nix::cmsg_space!(libc_int)
+                };
+                MultiHeaders::<SockaddrStorage>::preallocate(BATCH, Some(space))
+            });
+            let results = sendmmsg(
+                self.socket.get_ref().as_raw_fd(),
+                headers,
+                &iovs[..run.len()],
+                &addrs[..run.len()],
+                cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+            )?;
+            let n = results.count();
+            if n == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        })
     }
+}
+
+thread_local! {
+    /// `sendmmsg` headers for IPv6 (index 0) and IPv4 (index 1), reused by
+    /// every UDP datapath on this thread.
+    static SEND_HEADERS: std::cell::RefCell<[Option<MultiHeaders<SockaddrStorage>>; 2]> =
+        const { std::cell::RefCell::new([None, None]) };
 }
 
 #[allow(non_camel_case_types)]
@@ -521,13 +626,21 @@ impl Datapath for UdpDatapath {
             }
         }
         loop {
-            std::task::ready!(self.socket.poll_recv_ready(cx))?;
-            match self
-                .socket
-                .try_io(Interest::READABLE, || self.recv_batch(out))
-            {
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            let mut guard = std::task::ready!(self.socket.poll_read_ready(cx))?;
+            match self.recv_batch(out) {
+                Ok((n, drained)) => {
+                    if drained {
+                        // The batch left the socket empty: the next datagram
+                        // is a new edge, so clear the readiness now instead
+                        // of paying for a `recvmmsg` that would only say
+                        // `EAGAIN` (as tokio does for a short TCP read).
+                        // Readiness that arrived since `poll_read_ready` is
+                        // kept, so no wake-up is lost.
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Poll::Ready(Err(e)),
             }
@@ -535,8 +648,11 @@ impl Datapath for UdpDatapath {
     }
 
     fn try_recv(&self, out: &mut Vec<Incoming>) -> io::Result<usize> {
+        // Busy polling calls this in a loop; a quiet socket costs one
+        // `recvmmsg` of a few headers (the batch shrinks when calls come
+        // back short), and a packet is read by the same call that finds it.
         match self.recv_batch(out) {
-            Ok(n) => Ok(n),
+            Ok((n, _)) => Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
             Err(e) => Err(e),
@@ -547,16 +663,26 @@ impl Datapath for UdpDatapath {
         if transmits.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut first = true;
         loop {
-            std::task::ready!(self.socket.poll_send_ready(cx))?;
-            match self
-                .socket
-                .try_io(Interest::WRITABLE, || match self.send_batch(transmits) {
-                    Ok(0) => Err(io::ErrorKind::WouldBlock.into()),
-                    r => r,
-                }) {
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            // Try first: the socket buffer is almost never full, and write
+            // readiness is registered only once it has been.
+            let result = match self.send_batch(transmits) {
+                Ok(0) => Err(io::ErrorKind::WouldBlock.into()),
+                r => r,
+            };
+            match result {
+                Ok(n) => {
+                    if first {
+                        writer.clear_sends = writer.clear_sends.saturating_add(1);
+                        if writer.clear_sends >= WRITER_IDLE_SENDS {
+                            writer.fd = None;
+                        }
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_fatal_send_error(&e) => return Poll::Ready(Err(e)),
                 Err(e) => {
@@ -566,6 +692,23 @@ impl Datapath for UdpDatapath {
                     return Poll::Ready(Ok(1));
                 }
             }
+            // The socket buffer is full: wait for room.
+            first = false;
+            writer.clear_sends = 0;
+            let fd = match &mut writer.fd {
+                Some(fd) => fd,
+                slot @ None => {
+                    // A new registration reports the socket's state at the
+                    // time it is made, so room freed since the failed send
+                    // is not missed.
+                    let dup = self.socket.get_ref().as_fd().try_clone_to_owned()?;
+                    slot.insert(register(dup, Interest::WRITABLE)?)
+                }
+            };
+            let mut guard = std::task::ready!(fd.poll_write_ready(cx))?;
+            // The readiness may be stale (edges from sends that went
+            // through): clear it and let the next attempt decide.
+            guard.clear_ready();
         }
     }
 
