@@ -470,6 +470,12 @@ impl Driver {
             let now = direct.now();
             let mut progress = false;
 
+            // Whether the command channel and the datapath were polled
+            // until they had nothing more (so they will wake us), rather
+            // than left with work when a budget ran out.
+            let mut cmds_idle = false;
+            let mut recv_idle = false;
+
             // 1. commands
             for _ in 0..CMD_BUDGET {
                 match self.cmds.poll_recv(cx) {
@@ -481,9 +487,13 @@ impl Driver {
                         if st.core.closing.is_none() {
                             st.core.close(now);
                         }
+                        cmds_idle = true;
                         break;
                     }
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        cmds_idle = true;
+                        break;
+                    }
                 }
             }
 
@@ -496,7 +506,10 @@ impl Driver {
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return fail(&mut st.core, now, e),
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        recv_idle = true;
+                        break;
+                    }
                 }
             }
 
@@ -522,8 +535,15 @@ impl Driver {
             if delivered {
                 // A request or response went to its task: let it run now
                 // (it answers, or starts the next call, through `Direct`
-                // without waiting for us), and come back after it.
+                // without waiting for us).
                 self.spin_until = None;
+                if self.busy_poll.is_none() && cmds_idle && recv_idle && st.tx_sent == st.tx.len() {
+                    // Nothing is left that would not wake us by itself (a
+                    // command, a packet, room to send, the timer; and the
+                    // task's own work through `Direct` wakes us if it must):
+                    // go idle rather than be polled again for nothing.
+                    return self.arm_timer(&mut st, now, cx);
+                }
                 st.armed = Some(Instant::ZERO);
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
@@ -559,7 +579,7 @@ impl Driver {
                     return Poll::Pending;
                 }
             }
-            return self.arm_timer(&mut st, direct.now(), cx);
+            return self.arm_timer(&mut st, now, cx);
         }
         // Out of budget with work left: let other tasks run, come back soon.
         st.armed = Some(Instant::ZERO);

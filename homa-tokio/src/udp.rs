@@ -27,7 +27,7 @@ use crate::datapath::{Datapath, Incoming};
 /// Packets per `recvmmsg`/`sendmmsg` call, at most.
 const BATCH: usize = 32;
 /// Datagrams the first `recvmmsg` after a quiet spell asks for.
-const MIN_RECV_BATCH: usize = 4;
+const MIN_RECV_BATCH: usize = 2;
 /// Linux refuses more than 64 segments in one GSO send (`UDP_MAX_SEGMENTS`).
 const MAX_GSO_SEGMENTS: usize = 64;
 /// Largest UDP payload: a GSO send or a GRO receive is one datagram of at
@@ -126,8 +126,8 @@ struct RecvState {
     bufs: Vec<Vec<u8>>,
     /// Datagrams the next `recvmmsg` asks for: setting up its headers costs
     /// in proportion (nix builds them afresh each call), so it starts small
-    /// and doubles while calls come back full. A request/response at a time
-    /// costs a 4-header call; a burst soon gets 32.
+    /// and grows (2, 8, 32) while calls come back full. A request/response at a time
+    /// costs a 2-header call; a burst gets 8, then 32.
     batch: usize,
     /// Unreachable destinations learned while sending, reported by the next
     /// receive.
@@ -265,6 +265,18 @@ impl UdpDatapath {
     /// fresh wake-up), so fewer datagrams than asked for means there is
     /// nothing left to read.
     fn recv_batch(&self, out: &mut Vec<Incoming>) -> io::Result<(usize, bool)> {
+        // The stack arrays below are sized at compile time, so that a
+        // two-datagram call does not set up thirty-two.
+        let batch = self.recv.lock().unwrap_or_else(|e| e.into_inner()).batch;
+        match batch {
+            ..=MIN_RECV_BATCH => self.recv_up_to::<MIN_RECV_BATCH>(out),
+            ..=8 => self.recv_up_to::<8>(out),
+            _ => self.recv_up_to::<BATCH>(out),
+        }
+    }
+
+    /// [`recv_batch`](Self::recv_batch) for at most `N` datagrams.
+    fn recv_up_to<const N: usize>(&self, out: &mut Vec<Incoming>) -> io::Result<(usize, bool)> {
         let mut st = self.recv.lock().unwrap_or_else(|e| e.into_inner());
         let before = out.len();
         for destination in st.unreachable.drain(..) {
@@ -273,15 +285,15 @@ impl UdpDatapath {
         let gro = self.gro;
         // What each datagram was: sender, length, GRO segment size. On the
         // stack, like the I/O vectors: this runs once per busy-poll probe.
-        let mut got: [Option<(SocketAddr, usize, usize)>; BATCH] = [None; BATCH];
-        let want = st.batch;
+        let mut got: [Option<(SocketAddr, usize, usize)>; N] = [None; N];
+        let want = N;
         let res = {
             let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
                 want,
                 gro.then(|| nix::cmsg_space!(libc_int)),
             );
             let mut bufs = st.bufs.iter_mut();
-            let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] = std::array::from_fn(|_| {
+            let mut iovs: [[IoSliceMut<'_>; 1]; N] = std::array::from_fn(|_| {
                 [IoSliceMut::new(
                     bufs.next().map(|b| &mut b[..]).unwrap_or_default(),
                 )]
@@ -289,7 +301,7 @@ impl UdpDatapath {
             recvmmsg(
                 self.socket.get_ref().as_raw_fd(),
                 &mut headers,
-                iovs[..want].iter_mut(),
+                iovs.iter_mut(),
                 MsgFlags::MSG_DONTWAIT,
                 None,
             )
@@ -347,7 +359,7 @@ impl UdpDatapath {
         st.batch = if drained {
             MIN_RECV_BATCH
         } else {
-            (want * 2).min(BATCH)
+            (want * 4).min(BATCH)
         };
         for (i, (from, len, segment)) in got
             .into_iter()
