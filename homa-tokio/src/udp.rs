@@ -268,10 +268,12 @@ impl UdpDatapath {
         // The stack arrays below are sized at compile time, so that a
         // two-datagram call does not set up thirty-two.
         let batch = self.recv.lock().unwrap_or_else(|e| e.into_inner()).batch;
-        match batch {
-            ..=MIN_RECV_BATCH => self.recv_up_to::<MIN_RECV_BATCH>(out),
-            ..=8 => self.recv_up_to::<8>(out),
-            _ => self.recv_up_to::<BATCH>(out),
+        if batch <= MIN_RECV_BATCH {
+            self.recv_up_to::<MIN_RECV_BATCH>(out)
+        } else if batch <= 8 {
+            self.recv_up_to::<8>(out)
+        } else {
+            self.recv_up_to::<BATCH>(out)
         }
     }
 
