@@ -588,9 +588,6 @@ pub struct ClientArgs {
     /// Protocol options.
     #[command(flatten)]
     pub transport: TransportArgs,
-    /// DPDK endpoint.
-    #[command(flatten)]
-    pub dpdk: DpdkArgs,
     /// Output.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -598,6 +595,9 @@ pub struct ClientArgs {
     /// report (used by `loopback`).
     #[arg(long, hide = true)]
     pub result_file: Option<PathBuf>,
+    /// DPDK endpoint (last: its help heading applies to what follows).
+    #[command(flatten)]
+    pub dpdk: DpdkArgs,
 }
 
 /// Preset comparisons (issue 6 §5).
