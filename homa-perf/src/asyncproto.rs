@@ -1,4 +1,5 @@
-//! The protocols that run on tokio: Homa (homa-tokio over UDP) and TCP (a
+//! The protocols that run on tokio: Homa (homa-tokio over UDP, or over
+//! DPDK: the same `Client` and `Server` on another endpoint) and TCP (a
 //! pool of length-prefixed connections per server). Clients and servers.
 
 use std::net::SocketAddr;
@@ -54,13 +55,22 @@ impl AsyncTransport {
         let client = Client::bind(bind, config)
             .await
             .map_err(|e| format!("homa client bind: {e}"))?;
+        Ok(AsyncTransport::homa_on(client, servers, response))
+    }
+
+    /// A Homa client on an endpoint made elsewhere (homa-dpdk's).
+    pub fn homa_on(
+        client: Client,
+        servers: Vec<SocketAddr>,
+        response: ResponseSpec,
+    ) -> AsyncTransport {
         let mut body = wire::zeros().to_vec();
         body[..4].copy_from_slice(&wire::code(response).to_be_bytes());
-        Ok(AsyncTransport::Homa {
+        AsyncTransport::Homa {
             client,
             body: Bytes::from(body),
             servers,
-        })
+        }
     }
 
     /// Connect `pool` TCP connections to each server.
@@ -285,6 +295,12 @@ pub async fn homa_server(
         .await
         .map_err(|e| format!("homa server bind {bind}: {e}"))?;
     ready(server.local_addr());
+    homa_serve(server).await;
+    Ok(())
+}
+
+/// Answer `server`'s requests until it shuts down.
+pub async fn homa_serve(server: Server) {
     while let Some(mut req) = server.next_request().await {
         let body = req.take_body();
         if body.len() < 4 {
@@ -298,7 +314,6 @@ pub async fn homa_server(
         };
         let _ = req.respond(resp);
     }
-    Ok(())
 }
 
 /// Serve TCP on `bind` until the process ends; calls `ready` with the

@@ -1,6 +1,6 @@
 //! Command-line interface.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,6 +27,14 @@ use crate::load::{rate_for_gbps, Mode, ResponseSpec, SizeSpec, Sizes};
 ///   homa-perf server --protocol homa --bind 0.0.0.0:4000 --control 0.0.0.0:4001
 ///
 ///   homa-perf client --protocol homa --server 10.0.0.2:4000 --control 10.0.0.2:4001 --sizes w3 --rate 50000
+///
+/// Homa over DPDK (kernel bypass; a build with `--features dpdk`):
+///
+///   homa-perf loopback --protocols homa-dpdk,homa,udp
+///
+///   homa-perf server --protocol homa-dpdk --bind 10.0.0.2:4000 --control 192.168.0.2:4001 --dpdk-pci 0000:01:00.0
+///
+///   homa-perf client --protocol homa-dpdk --server 10.0.0.2:4000 --control 192.168.0.2:4001 --dpdk-pci 0000:01:00.0 --dpdk-ip 10.0.0.3
 #[derive(Debug, Parser)]
 #[command(name = "homa-perf", version, verbatim_doc_comment)]
 pub struct Cli {
@@ -39,7 +47,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Serve one protocol: answer every request with a response of the size
-    /// the request asks for. Runs until killed. Prints
+    /// the request asks for. Runs until killed (homa-dpdk: until SIGTERM or
+    /// SIGINT, then it releases its DPDK port and EAL). Prints
     /// `listening <data-addr> control <control-addr>` once ready.
     Server(ServerArgs),
     /// Generate load against one or more servers and report the results.
@@ -66,7 +75,19 @@ pub enum Protocol {
     /// Floor: raw UDP with both ends busy-polling non-blocking sockets
     /// (single-packet messages only).
     UdpSpin,
+    /// Homa over DPDK (homa-dpdk: kernel bypass, a thread polling the
+    /// port at each end; see the --dpdk-* options). Only in a build with
+    /// `--features dpdk`; `loopback` connects its two processes with a
+    /// `net_memif` pair.
+    HomaDpdk,
 }
+
+/// Default of `loopback --protocols`: homa-dpdk too when it is built in.
+#[cfg(feature = "dpdk")]
+const LOOPBACK_PROTOCOLS: &str = "homa,tcp,udp,udp-spin,homa-dpdk";
+/// Default of `loopback --protocols`: homa-dpdk too when it is built in.
+#[cfg(not(feature = "dpdk"))]
+const LOOPBACK_PROTOCOLS: &str = "homa,tcp,udp,udp-spin";
 
 impl Protocol {
     /// The name on the command line and in reports.
@@ -77,7 +98,20 @@ impl Protocol {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
             Protocol::UdpSpin => "udp-spin",
+            Protocol::HomaDpdk => "homa-dpdk",
         }
+    }
+
+    /// Whether this build can run the protocol (homa-dpdk needs the
+    /// `dpdk` feature).
+    ///
+    /// # Errors
+    /// Why not, and how to rebuild.
+    pub fn available(self) -> Result<(), String> {
+        if self == Protocol::HomaDpdk && !cfg!(feature = "dpdk") {
+            return Err(crate::dpdk::UNAVAILABLE.into());
+        }
+        Ok(())
     }
 
     /// Whether this is one of the single-packet UDP floors.
@@ -236,11 +270,14 @@ impl TransportArgs {
         a
     }
 
-    /// The Homa socket configuration for protocol `p`.
+    /// The Homa socket configuration for protocol `p`. The `loopback`
+    /// profile sizes Homa for the kernel's loopback interface and does not
+    /// apply to homa-dpdk, whose packets the port's MTU sizes (1500: 1480
+    /// bytes of Homa packet); the --homa-* options do.
     pub fn homa_config(&self, p: Protocol) -> homa_tokio::SocketConfig {
         let mut c = homa_tokio::SocketConfig::default();
         c.busy_poll = self.busy_poll(p);
-        if self.homa_profile == Some(HomaProfile::Loopback) {
+        if self.homa_profile == Some(HomaProfile::Loopback) && p != Protocol::HomaDpdk {
             c.udp.max_packet_size = 65_000;
             c.engine.unsched_bytes = 65_000;
             c.engine.grant_increment = 32_000;
@@ -274,6 +311,18 @@ impl TransportArgs {
         format!(
             "Homa: {} B packets, {} unscheduled bytes, grant increment {}, max_incoming {}, incast threshold {:?}",
             c.udp.max_packet_size,
+            c.engine.unsched_bytes,
+            c.engine.grant_increment,
+            c.engine.max_incoming,
+            c.engine.incast_threshold
+        )
+    }
+
+    /// homa-dpdk's Homa settings in words, for reports.
+    pub fn describe_homa_dpdk(&self) -> String {
+        let c = self.homa_config(Protocol::HomaDpdk);
+        format!(
+            "homa-dpdk: packets sized by the port's MTU (1500), {} unscheduled bytes, grant increment {}, max_incoming {}, incast threshold {:?}",
             c.engine.unsched_bytes,
             c.engine.grant_increment,
             c.engine.max_incoming,
@@ -425,6 +474,77 @@ pub struct OutputArgs {
     pub no_progress: bool,
 }
 
+/// Options of the DPDK endpoint, for protocol `homa-dpdk` (`server` and
+/// `client`; `loopback` sets them itself).
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "DPDK options (protocol homa-dpdk)")]
+pub struct DpdkArgs {
+    /// A virtual device for DPDK's EAL (`--vdev`), repeatable. E.g.
+    /// `net_memif0,role=server,socket=/tmp/homa.sock,socket-abstract=no`
+    /// (shared memory with a `role=client` process on this machine) or
+    /// `net_af_packet0,iface=eth1` (a kernel interface, through packet
+    /// sockets).
+    #[arg(long = "dpdk-vdev", value_name = "SPEC")]
+    pub vdevs: Vec<String>,
+    /// A NIC bound to a DPDK driver, by PCI address (e.g. `0000:01:00.0`),
+    /// repeatable. Turns on PCI scanning and hugepages (without it, EAL
+    /// runs with `--no-pci --no-huge`).
+    #[arg(long = "dpdk-pci", value_name = "ADDR")]
+    pub pci: Vec<String>,
+    /// The DPDK port to run on: a vdev's name (`net_memif0`) or a PCI
+    /// address. Default: the first --dpdk-pci, else the first --dpdk-vdev's
+    /// name.
+    #[arg(long = "dpdk-device", value_name = "NAME")]
+    pub device: Option<String>,
+    /// Our IPv4 address on the DPDK port (the kernel does not see the
+    /// port; the endpoint answers ARP for this address itself). Required
+    /// for a client; a server defaults to its --bind address.
+    #[arg(long = "dpdk-ip", value_name = "IPV4")]
+    pub ip: Option<Ipv4Addr>,
+    /// CPU to pin the polling thread to. Default: the last CPU this
+    /// process may run on.
+    #[arg(long = "dpdk-core", value_name = "CPU")]
+    pub core: Option<usize>,
+    /// An extra EAL argument, passed as is after the others, repeatable
+    /// (write `--dpdk-eal=--arg` for one that starts with `-`).
+    #[arg(long = "dpdk-eal", value_name = "ARG", allow_hyphen_values = true)]
+    pub eal: Vec<String>,
+    /// EAL's `--file-prefix` (the name of its runtime directory; two DPDK
+    /// processes on one machine need different ones). Default: unique per
+    /// process.
+    #[arg(long = "dpdk-prefix", value_name = "NAME")]
+    pub prefix: Option<String>,
+}
+
+impl DpdkArgs {
+    /// Command-line form, for child processes.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for v in &self.vdevs {
+            a.extend(["--dpdk-vdev".to_string(), v.clone()]);
+        }
+        for p in &self.pci {
+            a.extend(["--dpdk-pci".to_string(), p.clone()]);
+        }
+        if let Some(d) = &self.device {
+            a.extend(["--dpdk-device".to_string(), d.clone()]);
+        }
+        if let Some(ip) = self.ip {
+            a.extend(["--dpdk-ip".to_string(), ip.to_string()]);
+        }
+        if let Some(c) = self.core {
+            a.extend(["--dpdk-core".to_string(), c.to_string()]);
+        }
+        for e in &self.eal {
+            a.push(format!("--dpdk-eal={e}"));
+        }
+        if let Some(p) = &self.prefix {
+            a.extend(["--dpdk-prefix".to_string(), p.clone()]);
+        }
+        a
+    }
+}
+
 /// `homa-perf server`.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
@@ -432,7 +552,8 @@ pub struct ServerArgs {
     #[arg(long, value_enum)]
     pub protocol: Protocol,
     /// Address to serve on (port 0: any free port; Homa server ports are
-    /// 1–32767).
+    /// 1–32767). homa-dpdk: its IP is the default of --dpdk-ip, port 0
+    /// means 4000.
     #[arg(long, default_value = "0.0.0.0:4000")]
     pub bind: SocketAddr,
     /// TCP address of the control channel, over which clients start and
@@ -442,6 +563,9 @@ pub struct ServerArgs {
     /// Protocol options.
     #[command(flatten)]
     pub transport: TransportArgs,
+    /// DPDK endpoint.
+    #[command(flatten)]
+    pub dpdk: DpdkArgs,
 }
 
 /// `homa-perf client`.
@@ -471,12 +595,16 @@ pub struct ClientArgs {
     /// report (used by `loopback`).
     #[arg(long, hide = true)]
     pub result_file: Option<PathBuf>,
+    /// DPDK endpoint (last: its help heading applies to what follows).
+    #[command(flatten)]
+    pub dpdk: DpdkArgs,
 }
 
 /// Preset comparisons (issue 6 §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
-    /// 100-byte RPCs, one outstanding: homa, homa-spin, tcp, udp, udp-spin.
+    /// 100-byte RPCs, one outstanding: homa, homa-spin, tcp, udp, udp-spin,
+    /// and homa-dpdk in a build with the `dpdk` feature.
     Floor,
     /// 100-byte RPCs (one outstanding) beside 1 MB RPCs (8 outstanding).
     Mixed,
@@ -499,12 +627,14 @@ pub enum Scenario {
 pub struct LoopbackArgs {
     /// Protocols to run, one after another (ignored with --scenario, which
     /// picks its own). The udp floors are skipped when messages do not fit
-    /// one packet.
+    /// one packet. homa-dpdk (in the default list only in a build with the
+    /// `dpdk` feature) runs its two processes over a `net_memif` pair, with
+    /// the client's polling thread on CPU 0 and the server's on the last.
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "homa,tcp,udp,udp-spin"
+        default_value = LOOPBACK_PROTOCOLS
     )]
     pub protocols: Vec<Protocol>,
     /// Run a preset comparison instead of the load given by the options
@@ -576,5 +706,29 @@ mod tests {
         assert_eq!(cfg.udp.max_packet_size, 9000);
         assert_eq!(cfg.engine.incast_threshold, Some(9));
         assert_eq!(cfg.engine.grant_increment, 777);
+    }
+
+    /// The `--dpdk-*` options `loopback` hands its children parse back to
+    /// the same values.
+    #[test]
+    fn dpdk_arguments_round_trip() {
+        let d = DpdkArgs {
+            vdevs: vec!["net_memif0,role=client,socket=/tmp/x.sock".into()],
+            pci: vec!["0000:01:00.0".into()],
+            device: Some("net_memif0".into()),
+            ip: Some(Ipv4Addr::new(10, 77, 0, 2)),
+            core: Some(0),
+            eal: vec!["--log-level=debug".into()],
+            prefix: Some("p".into()),
+        };
+        let mut argv = vec!["homa-perf".to_string(), "client".into()];
+        argv.extend(["--protocol".into(), "homa-dpdk".into()]);
+        argv.extend(["--server".into(), "10.77.0.1:4000".into()]);
+        argv.extend(d.to_args());
+        let Cmd::Client(c) = Cli::parse_from(argv).cmd else {
+            panic!("not client")
+        };
+        assert_eq!(c.protocol, Protocol::HomaDpdk);
+        assert_eq!(format!("{:?}", c.dpdk), format!("{d:?}"));
     }
 }

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::asyncproto::AsyncTransport;
 use crate::cli::{ClientArgs, Protocol};
+use crate::dpdk;
 use crate::load::{response_size, Mode, Rng, Sizes};
 use crate::stats::{self, bucket_of, IdleCurve, Recorder, RunResult};
 use crate::udp;
@@ -180,6 +181,7 @@ impl Phases {
 
 /// Run the client role; returns the summarised result.
 pub fn run(args: &ClientArgs) -> Result<RunResult, String> {
+    args.protocol.available()?;
     let load = &args.load;
     let mut flows = vec![Flow {
         sizes: Sizes::new(&load.sizes),
@@ -250,16 +252,44 @@ pub fn run(args: &ClientArgs) -> Result<RunResult, String> {
         )?;
         (IdleCurve::new(points), rec, phases)
     } else {
-        let rt = args.transport.runtime.build()?;
-        // On a spawned task, not as the block_on future (see server.rs).
-        let a = args.clone();
-        let (idle, rec, phases, note) = rt.block_on(async move {
-            tokio::spawn(async move {
-                run_async(&a, flows, idle_points, controls, warmup, duration).await
+        // homa-dpdk: the DPDK stack lives for the whole run, outside the
+        // runtime (its polling thread runs the engine).
+        let endpoint = match args.protocol {
+            Protocol::HomaDpdk => Some(dpdk::Endpoint::start(
+                &args.dpdk,
+                dpdk::Side::Client,
+                args.transport.homa_config(Protocol::HomaDpdk),
+            )?),
+            _ => None,
+        };
+        let homa_client = endpoint.as_ref().map(|e| e.client());
+        let r = args.transport.runtime.build().and_then(|rt| {
+            // On a spawned task, not as the block_on future (see server.rs).
+            let a = args.clone();
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    run_async(
+                        &a,
+                        homa_client,
+                        flows,
+                        idle_points,
+                        controls,
+                        warmup,
+                        duration,
+                    )
+                    .await
+                })
+                .await
+                .map_err(|e| e.to_string())?
             })
-            .await
-            .map_err(|e| e.to_string())?
-        })?;
+        });
+        if let Some(e) = endpoint {
+            if r.is_ok() {
+                notes.push(e.notes());
+            }
+            e.shutdown();
+        }
+        let (idle, rec, phases, note) = r?;
         notes.extend(note);
         (idle, rec, phases)
     };
@@ -284,8 +314,11 @@ pub fn run(args: &ClientArgs) -> Result<RunResult, String> {
     Ok(result)
 }
 
+/// The tokio protocols' run. `homa_client` is homa-dpdk's client (on the
+/// endpoint the caller started).
 async fn run_async(
     args: &ClientArgs,
+    homa_client: Option<homa_tokio::Client>,
     flows: Vec<Flow>,
     idle_points: Vec<u64>,
     controls: Vec<Control>,
@@ -306,9 +339,31 @@ async fn run_async(
             AsyncTransport::tcp(args.servers.clone(), load.response, args.transport.tcp_pool)
                 .await?
         }
+        Protocol::HomaDpdk => AsyncTransport::homa_on(
+            homa_client.ok_or("homa-dpdk: no DPDK endpoint")?,
+            args.servers.clone(),
+            load.response,
+        ),
         Protocol::Udp | Protocol::UdpSpin => unreachable!("udp runs on threads"),
     };
     let t = Arc::new(t);
+    if args.protocol == Protocol::HomaDpdk {
+        // The first RPC waits for the link and for ARP; should a packet be
+        // lost on the way, the engine may time the RPC out. Retry it a few
+        // times before the measurements start.
+        let (size, resp) = (100, response_size(load.response, 100));
+        let mut attempts = 5;
+        while let Err(e) = t.call(0, size, resp).await {
+            attempts -= 1;
+            if attempts == 0 {
+                return Err(format!(
+                    "homa-dpdk: no answer from {}: {e}",
+                    args.servers[0]
+                ));
+            }
+            eprintln!("homa-dpdk: first RPC failed ({e}); retrying");
+        }
+    }
 
     // Idle RTT, one RPC at a time.
     let mut points = Vec::new();

@@ -5,8 +5,9 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::cli::{LoadArgs, LoopbackArgs, Protocol, Scenario, TransportArgs};
+use crate::cli::{DpdkArgs, LoadArgs, LoopbackArgs, Protocol, Scenario, TransportArgs};
 use crate::load::{ResponseSpec, SizeSpec, Sizes};
 use crate::report;
 use crate::stats::RunResult;
@@ -17,13 +18,67 @@ pub const W3_GBPS: f64 = 1.5;
 /// Default offered load of the W4 preset, Gbit/s (requests + responses).
 pub const W4_GBPS: f64 = 4.0;
 
-/// Kills the server child when dropped.
+/// homa-dpdk in `loopback`: the server's and the client's addresses on
+/// their ends of the `net_memif` pair (a private subnet: the kernel never
+/// sees it).
+const DPDK_SERVER: &str = "10.77.0.1:4000";
+const DPDK_CLIENT_IP: &str = "10.77.0.2";
+
+/// Stops the server child when dropped: SIGTERM (a homa-dpdk server then
+/// shuts its DPDK stack down cleanly; the others just end), SIGKILL if it
+/// has not exited within 10 s.
 struct ServerChild(Child);
 
 impl Drop for ServerChild {
     fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            if kill(Pid::from_raw(pid), Signal::SIGTERM).is_ok() {
+                let end = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < end {
+                    if let Ok(Some(_)) = self.0.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A homa-dpdk pair's `--dpdk-*` options: one `net_memif` socket file,
+/// the server's end `role=server`, the client's `role=client`; the
+/// client's polling thread on CPU 0, the server's on the last CPU (the
+/// poller's default), so that the two do not share a core.
+fn dpdk_pair(sock: &Path) -> (DpdkArgs, DpdkArgs) {
+    let vdev = |role: &str| {
+        format!(
+            "net_memif0,role={role},id=0,socket={},socket-abstract=no",
+            sock.display()
+        )
+    };
+    let server = DpdkArgs {
+        vdevs: vec![vdev("server")],
+        ..DpdkArgs::default()
+    };
+    let client = DpdkArgs {
+        vdevs: vec![vdev("client")],
+        ip: Some(DPDK_CLIENT_IP.parse().expect("address")),
+        core: Some(0),
+        ..DpdkArgs::default()
+    };
+    (server, client)
+}
+
+/// Removes a file when dropped (the memif socket).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -39,24 +94,46 @@ fn run_one(
     no_progress: bool,
 ) -> Result<RunResult, String> {
     let exe = exe()?;
+    // homa-dpdk: the memif socket (removed after the run, after the
+    // server, which is dropped first).
+    let (memif, dpdk) = if p == Protocol::HomaDpdk {
+        let sock = std::env::temp_dir().join(format!("homa-perf-{}.memif", std::process::id()));
+        let _ = std::fs::remove_file(&sock);
+        let pair = dpdk_pair(&sock);
+        (Some(RemoveOnDrop(sock)), Some(pair))
+    } else {
+        (None, None)
+    };
+    let bind = if dpdk.is_some() {
+        DPDK_SERVER
+    } else {
+        "127.0.0.1:0"
+    };
     let mut server = Command::new(&exe);
     server
         .args(["server", "--protocol", p.name()])
-        .args(["--bind", "127.0.0.1:0", "--control", "127.0.0.1:0"])
+        .args(["--bind", bind, "--control", "127.0.0.1:0"])
         .args(transport.to_args())
+        .args(dpdk.as_ref().map(|d| d.0.to_args()).unwrap_or_default())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let mut child = ServerChild(server.spawn().map_err(|e| format!("spawn server: {e}"))?);
     let out = child.0.stdout.take().ok_or("server stdout")?;
-    let mut line = String::new();
-    BufReader::new(out)
-        .read_line(&mut line)
-        .map_err(|e| format!("server: {e}"))?;
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let (data, control) = match words.as_slice() {
-        ["listening", d, "control", c] => (d.to_string(), c.to_string()),
-        _ => return Err(format!("{} server did not start: {line:?}", p.name())),
+    // The announcement, past anything else the server may print first
+    // (DPDK's log goes to standard output).
+    let mut out = BufReader::new(out);
+    let (data, control) = loop {
+        let mut line = String::new();
+        let n = out
+            .read_line(&mut line)
+            .map_err(|e| format!("server: {e}"))?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["listening", d, "control", c] => break (d.to_string(), c.to_string()),
+            _ if n == 0 => return Err(format!("{} server did not start", p.name())),
+            _ => eprint!("{} server: {line}", p.name()),
+        }
     };
 
     let result = std::env::temp_dir().join(format!(
@@ -70,6 +147,7 @@ fn run_one(
         .args(["--server", &data, "--control", &control])
         .args(load.to_args())
         .args(transport.to_args())
+        .args(dpdk.as_ref().map(|d| d.1.to_args()).unwrap_or_default())
         .arg("--result-file")
         .arg(&result);
     if no_progress {
@@ -77,6 +155,7 @@ fn run_one(
     }
     let status = client.status().map_err(|e| format!("spawn client: {e}"))?;
     drop(child);
+    drop(memif);
     if !status.success() {
         let _ = std::fs::remove_file(&result);
         return Err(format!("{} client failed ({status})", p.name()));
@@ -100,13 +179,16 @@ fn preset(s: Scenario, base: &LoadArgs) -> (LoadArgs, Vec<Protocol>) {
         Scenario::Floor => {
             l.sizes = SizeSpec::Fixed(100);
             l.outstanding = Some(1);
-            let all = vec![
+            let mut all = vec![
                 Protocol::Homa,
                 Protocol::Tcp,
                 Protocol::Udp,
                 Protocol::HomaSpin,
                 Protocol::UdpSpin,
             ];
+            if cfg!(feature = "dpdk") {
+                all.push(Protocol::HomaDpdk);
+            }
             (l, all)
         }
         Scenario::Mixed => {
@@ -189,6 +271,16 @@ pub fn verdict(s: Scenario, runs: &[RunResult]) -> Vec<String> {
                         h.p50_us, u.p50_us
                     ),
                     r <= 1.5,
+                );
+            }
+            if let (Some(d), Some(h)) = (get("homa-dpdk"), get("homa")) {
+                let r = d.p50_us / h.p50_us;
+                check(
+                    format!(
+                        "homa-dpdk P50 {:.1} µs / homa P50 {:.1} µs = {r:.2} (target ≤ 0.5)",
+                        d.p50_us, h.p50_us
+                    ),
+                    r <= 0.5,
                 );
             }
         }
@@ -301,12 +393,24 @@ pub fn run(args: &LoopbackArgs) -> Result<(), String> {
             .unwrap_or(crate::cli::HomaProfile::Loopback),
     );
     let args = &args;
+    if args.scenario.is_none() {
+        for p in &args.protocols {
+            p.available()?;
+        }
+    }
     println!(
         "runtime {:?}, {}, TCP pool {} connections",
         args.transport.runtime,
         args.transport.describe_homa(),
         args.transport.tcp_pool
     );
+    let dpdk_runs = match args.scenario {
+        None => args.protocols.contains(&Protocol::HomaDpdk),
+        Some(s) => cfg!(feature = "dpdk") && matches!(s, Scenario::Floor | Scenario::All),
+    };
+    if dpdk_runs {
+        println!("{}", args.transport.describe_homa_dpdk());
+    }
     let Some(scenario) = args.scenario else {
         run_set(
             "loopback",

@@ -7,6 +7,7 @@
 mod asyncproto;
 mod cli;
 mod client;
+mod dpdk;
 mod load;
 mod loopback;
 mod report;

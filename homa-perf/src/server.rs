@@ -1,6 +1,11 @@
 //! The server role: serve one protocol, and a control channel (TCP, line
 //! based) over which clients start and stop the server's CPU accounting:
 //! `START` → `ok`; `STOP` → `cpu <seconds used since START>`.
+//!
+//! The CPU time is the whole process's (`getrusage`), so for homa-dpdk it
+//! includes the polling thread's. A homa-dpdk server stops cleanly on
+//! SIGTERM or SIGINT (it must release its DPDK port and EAL); the others
+//! run until killed.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -8,6 +13,7 @@ use std::sync::mpsc;
 
 use crate::asyncproto;
 use crate::cli::{Protocol, ServerArgs};
+use crate::dpdk;
 use crate::stats::cpu_seconds;
 use crate::udp;
 
@@ -36,8 +42,10 @@ fn control(listener: TcpListener) {
     }
 }
 
-/// Run the server role until the process is killed.
+/// Run the server role until the process is killed (homa-dpdk: until
+/// SIGTERM or SIGINT, then shut the DPDK stack down).
 pub fn run(args: &ServerArgs) -> Result<(), String> {
+    args.protocol.available()?;
     let listener = TcpListener::bind(args.control)
         .map_err(|e| format!("control bind {}: {e}", args.control))?;
     let control_addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -57,6 +65,20 @@ pub fn run(args: &ServerArgs) -> Result<(), String> {
     let result = match args.protocol {
         Protocol::Udp | Protocol::UdpSpin => {
             udp::server(bind, args.protocol == Protocol::UdpSpin, ready)
+        }
+        Protocol::HomaDpdk => {
+            let config = args.transport.homa_config(Protocol::HomaDpdk);
+            let endpoint = dpdk::Endpoint::start(&args.dpdk, dpdk::Side::Server(bind), config)?;
+            let r = args.transport.runtime.build().and_then(|rt| {
+                let (server, addr) = (endpoint.server(), endpoint.local_addr());
+                rt.block_on(async move {
+                    tokio::spawn(serve_until_signalled(server, addr, ready))
+                        .await
+                        .map_err(|e| e.to_string())?
+                })
+            });
+            endpoint.shutdown();
+            r
         }
         p => {
             let rt = args.transport.runtime.build()?;
@@ -80,4 +102,28 @@ pub fn run(args: &ServerArgs) -> Result<(), String> {
     };
     let _ = announce.join();
     result
+}
+
+/// Serve until SIGTERM or SIGINT; calls `ready` with `addr` once the
+/// signals are caught (so that a signal never kills the process before the
+/// DPDK stack is shut down).
+async fn serve_until_signalled(
+    server: homa_tokio::Server,
+    addr: SocketAddr,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
+    let stop = server.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        stop.shutdown();
+    });
+    ready(addr);
+    asyncproto::homa_serve(server).await;
+    Ok(())
 }

@@ -2,70 +2,9 @@
 //! protocol must complete RPCs with no errors, and the JSON must parse and
 //! follow the schema. No timing is asserted.
 
-use std::process::Command;
+mod common;
 
-fn loopback(protocols: &str, extra: &[&str]) -> serde_json::Value {
-    // One directory per test: the tests run in parallel.
-    let dir = std::env::temp_dir().join(format!(
-        "homa-perf-smoke-{}-{}",
-        std::process::id(),
-        protocols.replace(',', "_")
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("out.json");
-    let plot = dir.join("out.svg");
-    let out = Command::new(env!("CARGO_BIN_EXE_homa-perf"))
-        .args(["loopback", "--protocols", protocols])
-        .args(["--duration", "1", "--warmup", "0.2", "--idle-rpcs", "20"])
-        .arg("--no-progress")
-        .args(extra)
-        .arg("--json")
-        .arg(&json)
-        .arg("--plot")
-        .arg(&plot)
-        .output()
-        .expect("run homa-perf");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "homa-perf failed: {}\n{stdout}\n{stderr}",
-        out.status
-    );
-    let text = std::fs::read_to_string(&json).expect("json written");
-    let svg = std::fs::read_to_string(&plot).expect("plot written");
-    assert!(svg.contains("<svg"), "not an SVG");
-    let _ = std::fs::remove_dir_all(&dir);
-    serde_json::from_str(&text).expect("JSON parses")
-}
-
-fn check(doc: &serde_json::Value, protocols: &[&str]) {
-    let runs = doc["runs"].as_array().expect("runs array");
-    assert_eq!(runs.len(), protocols.len(), "{doc}");
-    for (run, want) in runs.iter().zip(protocols) {
-        assert_eq!(run["protocol"], *want);
-        for key in [
-            "short_p50_us",
-            "short_p99_us",
-            "rpcs_per_sec",
-            "throughput_gbps",
-        ] {
-            assert!(run[key].as_f64().is_some(), "{want}: {key} missing");
-        }
-        assert_eq!(run["errors"].as_u64(), Some(0), "{want}: errors");
-        let buckets = run["buckets"].as_array().expect("buckets");
-        let count: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
-        assert!(count > 0, "{want}: no RPCs completed");
-        for b in buckets {
-            for key in ["size_upper", "count"] {
-                assert!(b[key].as_u64().is_some(), "{want}: bucket {key}");
-            }
-            for key in ["p50_us", "p99_us", "p999_us", "p99_slowdown"] {
-                assert!(b[key].as_f64().is_some(), "{want}: bucket {key}");
-            }
-        }
-    }
-}
+use common::{check, loopback};
 
 #[test]
 fn every_protocol_completes_rpcs_without_errors() {
@@ -89,4 +28,41 @@ fn workload_open_loop_with_background_flow() {
         ],
     );
     check(&doc, &["homa", "tcp"]);
+}
+
+/// In a build without the `dpdk` feature, the homa-dpdk protocol is on
+/// the command line but fails, saying how to rebuild.
+#[cfg(not(feature = "dpdk"))]
+#[test]
+fn homa_dpdk_without_the_feature_says_how_to_rebuild() {
+    use std::process::Command;
+    let runs = [
+        vec!["loopback", "--protocols", "homa-dpdk", "--duration", "0.1"],
+        vec![
+            "client",
+            "--protocol",
+            "homa-dpdk",
+            "--server",
+            "10.0.0.1:4000",
+        ],
+        vec![
+            "server",
+            "--protocol",
+            "homa-dpdk",
+            "--control",
+            "127.0.0.1:0",
+        ],
+    ];
+    for args in runs {
+        let out = Command::new(env!("CARGO_BIN_EXE_homa-perf"))
+            .args(&args)
+            .output()
+            .expect("run homa-perf");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains("built without DPDK") && stderr.contains("--features dpdk"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
