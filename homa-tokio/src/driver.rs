@@ -310,9 +310,15 @@ impl EngineCore {
     /// Hand the engine's events to the handles. Returns whether there were
     /// any.
     pub fn deliver_events(&mut self, now: Instant) -> bool {
-        let mut any = false;
+        self.deliver_counted(now) > 0
+    }
+
+    /// [`deliver_events`](Self::deliver_events), returning how many events
+    /// there were.
+    pub fn deliver_counted(&mut self, now: Instant) -> usize {
+        let mut any = 0;
         while let Some(ev) = self.endpoint.poll_event() {
-            any = true;
+            any += 1;
             match ev {
                 Event::Request { rpc, body } => {
                     tracing::trace!(rpc = rpc.id, client = %rpc.client, len = body.len(), "request");
@@ -365,6 +371,10 @@ struct Shared {
     /// until a packet or a command wakes it. A handle that leaves the
     /// engine needing attention earlier wakes the task.
     armed: Option<Instant>,
+    /// The driver task yielded to let several tasks it woke run, and will
+    /// send what they start in one batch: handles leave their packets to
+    /// it instead of each making its own system call.
+    batching: bool,
 }
 
 impl Direct {
@@ -390,6 +400,11 @@ impl Direct {
         };
         let now = self.now();
         st.core.command(now, cmd);
+        if st.batching {
+            // The driver runs next anyway and sends for everyone at once.
+            st.core.deliver_events(now);
+            return Ok(false);
+        }
         // No task to wake here: if the datapath cannot take everything,
         // the driver task sends the rest with its own waker.
         let mut cx = Context::from_waker(Waker::noop());
@@ -438,6 +453,7 @@ impl Driver {
                 tx: Vec::with_capacity(SEND_BATCH),
                 tx_sent: 0,
                 armed: None,
+                batching: false,
             }),
             dp,
             start: tokio::time::Instant::now(),
@@ -465,6 +481,7 @@ impl Driver {
         let _enter = span.enter();
         let direct = self.direct.clone();
         let mut st = direct.lock();
+        st.batching = false;
         let dp = &*direct.dp;
         for _round in 0..MAX_ROUNDS {
             let now = direct.now();
@@ -525,18 +542,25 @@ impl Driver {
             }
 
             // 5. events
-            let delivered = st.core.deliver_events(now);
-            progress |= delivered;
+            let delivered = st.core.deliver_counted(now);
+            progress |= delivered > 0;
 
             let tx_idle = st.tx_sent == st.tx.len();
             if st.core.finished(now, tx_idle) {
                 return Poll::Ready(());
             }
-            if delivered {
-                // A request or response went to its task: let it run now
-                // (it answers, or starts the next call, through `Direct`
-                // without waiting for us).
+            if delivered > 0 {
+                // Requests or responses went to their tasks: let them run
+                // now. One task answers (or starts its next call) through
+                // `Direct` itself, at once; several leave their packets to
+                // us, and we send them together when we run next.
                 self.spin_until = None;
+                if delivered > 1 {
+                    st.batching = true;
+                    st.armed = Some(Instant::ZERO);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 if self.busy_poll.is_none() && cmds_idle && recv_idle && st.tx_sent == st.tx.len() {
                     // Nothing is left that would not wake us by itself (a
                     // command, a packet, room to send, the timer; and the
@@ -583,6 +607,7 @@ impl Driver {
         }
         // Out of budget with work left: let other tasks run, come back soon.
         st.armed = Some(Instant::ZERO);
+        st.batching = true;
         cx.waker().wake_by_ref();
         Poll::Pending
     }
