@@ -9,9 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crossbeam_queue::SegQueue;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -20,10 +18,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use homa_core::{Config, Endpoint, Event, Instant, Metrics, RpcId, ServerRpcId, Transmit};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Sleep;
 
 use crate::datapath::{Datapath, Incoming};
 use crate::error::Error;
+use crate::ticker::Timer;
 
 /// Commands the handles send to the driver.
 pub(crate) enum Command {
@@ -427,9 +425,8 @@ impl Direct {
 pub(crate) struct Driver {
     direct: Arc<Direct>,
     cmds: mpsc::UnboundedReceiver<Command>,
-    sleep: Pin<Box<Sleep>>,
-    /// The engine deadline `sleep` is set for.
-    sleep_at: Option<Instant>,
+    /// Wakes the task at the engine's next deadline.
+    timer: Timer,
     rx: Vec<Incoming>,
     busy_poll: Option<Duration>,
     /// End of the current busy-poll window (reset by any progress).
@@ -461,8 +458,7 @@ impl Driver {
         let driver = Driver {
             direct: direct.clone(),
             cmds,
-            sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
-            sleep_at: None,
+            timer: Timer::new(),
             rx: Vec::new(),
             busy_poll: options.busy_poll,
             spin_until: None,
@@ -634,18 +630,11 @@ impl Driver {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            // Re-arming costs a trip through the timer wheel; the engine's
-            // deadline (its next tick) rarely moves between wake-ups.
-            if self.sleep_at != Some(t) {
-                let at = self.direct.start + Duration::from_nanos(t.as_nanos());
-                self.sleep.as_mut().reset(at);
-                self.sleep_at = Some(t);
-            }
-            if self.sleep.as_mut().poll(cx).is_ready() {
-                self.sleep_at = None;
-                st.armed = Some(Instant::ZERO);
-                cx.waker().wake_by_ref();
-            }
+            // On the timer thread, not as a tokio timer: see `ticker`.
+            let at = (self.direct.start + Duration::from_nanos(t.as_nanos())).into_std();
+            self.timer.arm(at, cx.waker());
+        } else {
+            self.timer.cancel();
         }
         Poll::Pending
     }

@@ -68,6 +68,7 @@ mod error;
 pub mod host;
 mod server;
 mod socket;
+mod ticker;
 mod udp;
 
 pub use client::{Call, Client};
