@@ -36,7 +36,14 @@ fn ticker() -> &'static Ticker {
         }));
         std::thread::Builder::new()
             .name("homa-ticker".into())
-            .spawn(move || t.run())
+            .spawn(move || {
+                // Linux lets a sleeping thread wake up to 50 µs late by
+                // default, to batch timer interrupts; the pacer's deadlines
+                // are that far apart. Best effort: without it, timers are
+                // merely late.
+                let _ = nix::sys::prctl::set_timerslack(1);
+                t.run()
+            })
             .expect("cannot start the homa-ticker thread");
         t
     })
