@@ -487,6 +487,33 @@ fn summary_table(groups: &[Group], args: &PaperArgs, wall: f64) -> String {
             );
         }
     }
+    let _ = writeln!(
+        s,
+        "\nWhere the bandwidth went (host-steps of 100 µs; backlogged = at least a step's worth of bytes left):\n\n| run | offered load | fluid bound tx / rx | rx backlogged | downlink util when backlogged | granted-unreceived B / backlogged rx | msgs needing grants / backlogged rx | tx backlogged | uplink util when backlogged | granted-unsent B / backlogged tx | granted bytes parked at senders |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for g in groups {
+        for r in &g.runs {
+            let d = &r.diagnosis;
+            let _ = writeln!(
+                s,
+                "| {} {:.0}% | {:.3} | {:.3} / {:.3} | {:.3} | {:.3} | {:.0} | {:.1} | {:.3} | {:.3} | {:.0} | {:.3} |",
+                g.workload,
+                g.load * 100.0,
+                d.offered_load,
+                d.fluid_tx_load,
+                d.fluid_rx_load,
+                d.rx_backlogged,
+                d.rx_util_backlogged,
+                d.rx_outstanding_backlogged,
+                d.rx_needing_grants_backlogged,
+                d.tx_backlogged,
+                d.tx_util_backlogged,
+                d.tx_granted_unsent_backlogged,
+                d.granted_parked,
+            );
+        }
+    }
     for g in groups {
         for r in &g.runs {
             for f in &r.failures {
