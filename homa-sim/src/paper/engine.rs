@@ -70,6 +70,9 @@ pub struct EngineSetup {
     pub fifo_grant_percent: u32,
     /// Percentage of sender bandwidth to its oldest message (0 = pure SRPT).
     pub send_fifo_percent: u32,
+    /// Most transmit time, in ns, the sender's pacer lets wait in its NIC
+    /// queue. Paper: 0.
+    pub nic_queue_ns: u64,
 }
 
 /// The paper's scheduled/unscheduled priority split per workload.
@@ -106,6 +109,15 @@ impl EngineSetup {
                 max_incoming: PAPER_RTT_BYTES * u32::from(sched_levels) + packet,
                 fifo_grant_percent: 0,
                 send_fifo_percent: 0,
+                // The paper's sender picks each packet by SRPT at the moment
+                // its link frees: nothing waits in the NIC. A queue would
+                // fix the order early: the simulated NIC serves its queue by
+                // packet priority, so a packet already handed over at a low
+                // scheduled level (a short message's last granted bytes)
+                // waits behind every later packet of the host's larger
+                // messages granted at higher levels by other receivers, for
+                // as long as they keep coming — milliseconds, until a RESEND.
+                nic_queue_ns: 0,
             },
             Policy::Linux => EngineSetup {
                 policy,
@@ -123,6 +135,11 @@ impl EngineSetup {
                 max_incoming: 8 * PAPER_RTT_BYTES,
                 fifo_grant_percent: 5,
                 send_fifo_percent: 5,
+                // Linux lets 2 us wait in the NIC, whose one queue keeps the
+                // engine's order. The simulated NIC serves by priority, so
+                // any queue there invites the starvation described for the
+                // paper policy: none here either.
+                nic_queue_ns: 0,
             },
         }
     }
@@ -154,6 +171,7 @@ impl EngineSetup {
         c.max_incoming = self.max_incoming;
         c.grant_fifo_percent = self.fifo_grant_percent;
         c.send_fifo_percent = self.send_fifo_percent;
+        c.max_nic_queue = core::time::Duration::from_nanos(self.nic_queue_ns);
         c.validate()?;
         Ok(c)
     }

@@ -113,6 +113,10 @@ struct PaperArgs {
     /// Percentage of sender bandwidth given to its oldest message.
     #[arg(long, help_heading = "Engine")]
     send_fifo: Option<u32>,
+    /// Most transmit time the sender queues in its NIC, ns (paper: 0, each
+    /// packet chosen when the link frees; Linux: 2000).
+    #[arg(long, help_heading = "Engine")]
+    nic_queue_ns: Option<u64>,
 
     /// Racks (paper: 9).
     #[arg(long, help_heading = "Fabric")]
@@ -255,6 +259,9 @@ impl PaperArgs {
         }
         if let Some(v) = self.send_fifo {
             e.send_fifo_percent = v;
+        }
+        if let Some(v) = self.nic_queue_ns {
+            e.nic_queue_ns = v;
         }
         Ok(e)
     }
