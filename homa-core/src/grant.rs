@@ -10,7 +10,9 @@
 //! only the lowest levels are used (the last message gets level 0).
 //! `grant_fifo_percent` of the granted bytes go to the
 //! oldest message instead, in `grant_fifo_increment` chunks, so a large
-//! message cannot starve behind a stream of smaller ones.
+//! message cannot starve behind a stream of smaller ones; a message that
+//! still has a chunk's worth granted and not received is passed over (its
+//! sender is busy elsewhere).
 
 use crate::endpoint::Endpoint;
 
@@ -48,12 +50,22 @@ impl Endpoint {
         let pct = u64::from(self.config.grant_fifo_percent);
         let inc = self.config.grant_fifo_increment;
         if pct > 0 && self.grant_fifo_credit * pct >= u64::from(inc) * (100 - pct) {
-            let oldest = *cands
+            // The oldest message whose sender is using its grants: one with
+            // a FIFO step's worth still outstanding has a sender busy with
+            // other messages, and more grants would only park there, taking
+            // up `max_incoming` until nothing else could be granted.
+            let oldest = cands
                 .iter()
-                .min_by_key(|&&idx| self.rpc(idx).inm.as_ref().map_or(u64::MAX, |m| m.birth))
-                .expect("non-empty");
+                .copied()
+                .filter(|&idx| {
+                    self.rpc(idx)
+                        .inm
+                        .as_ref()
+                        .is_some_and(|m| m.outstanding() < inc)
+                })
+                .min_by_key(|&idx| self.rpc(idx).inm.as_ref().map_or(u64::MAX, |m| m.birth));
             let room = max_incoming.saturating_sub(total);
-            if room > 0 {
+            if let Some(oldest) = oldest.filter(|_| room > 0) {
                 self.grant_fifo_credit = 0;
                 let prio = self.config.max_sched_priority;
                 let m = self.rpc(oldest).inm.as_ref().expect("incoming has inm");

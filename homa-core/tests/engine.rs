@@ -546,3 +546,45 @@ fn grants_use_the_lowest_scheduled_levels() {
         "longer message: {long:?}"
     );
 }
+
+/// FIFO grants go only to a message whose sender is using what it was
+/// granted. The oldest message's sender here sends nothing beyond its
+/// unscheduled bytes (as a sender busy with other messages does); FIFO
+/// grants used to pile 10 KB after 10 KB onto it, and those parked bytes
+/// took up `max_incoming` until the receiver could grant nothing else (W5
+/// messages starved for 30 ms under the Linux policy).
+#[test]
+fn fifo_grants_skip_a_sender_that_is_not_sending() {
+    use homa_core::wire::Repr;
+    let config = Config {
+        unsched_bytes: 10_000,
+        max_incoming: 100_000,
+        grant_window: None,
+        grant_fifo_percent: 5,
+        grant_fifo_increment: 10_000,
+        ..Config::default()
+    };
+    let mut p = Pair::new(config);
+    p.auto_respond = Some(Box::new(|_| Bytes::new()));
+    let old = p.call(pattern(1_000_000, 1));
+    let old_id = old.0;
+    p.filter = Box::new(move |to_server, t| {
+        if to_server && t.packet_type() == PacketType::Data {
+            let mut buf = Vec::new();
+            t.write_to(&mut buf);
+            if let Ok(Repr::Data(d)) = Repr::parse(&buf) {
+                return !(d.common.sender_id == old_id && d.offset >= 10_000);
+            }
+        }
+        true
+    });
+    // Let the old message's unscheduled bytes arrive and its first grants
+    // go out, then send a second message that flows.
+    p.run_until(Duration::from_micros(200), |_| false);
+    p.call(pattern(1_000_000, 2));
+    assert!(p.run_until(Duration::from_millis(50), |p| p.responses() == 1));
+    // Only the old message is left: it holds its dynamic window (100 KB / 2)
+    // and no more.
+    let parked = p.server.metrics().incoming_granted_unreceived;
+    assert!(parked <= 50_000, "{parked} bytes parked at a silent sender");
+}
