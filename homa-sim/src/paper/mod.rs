@@ -174,7 +174,10 @@ pub struct Diagnosis {
     pub tx_granted_unsent_backlogged: f64,
     /// Of all granted-but-unreceived bytes (summed over receivers), the
     /// fraction not yet sent (summed over senders): grants parked at senders
-    /// that are busy with other messages, instead of data in flight.
+    /// that are busy with other messages, instead of data in flight. The
+    /// senders' side also counts unscheduled bytes of messages whose first
+    /// packet has not reached the receiver yet, so with many short messages
+    /// (W1) it can exceed 1.
     pub granted_parked: f64,
 }
 
