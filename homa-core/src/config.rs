@@ -83,7 +83,9 @@ pub struct Config {
     /// different version get a CUTOFFS packet. Default 1.
     pub cutoff_version: u16,
     /// Highest priority used for scheduled packets; the top-ranked granted
-    /// message gets it, the next one level lower, and so on down to 0.
+    /// message gets it, the next one level lower, and so on down to 0. With
+    /// fewer grantable messages than levels, the lowest levels are used: the
+    /// lowest-ranked message gets 0.
     /// Must be below the lowest unscheduled level. Default 3.
     pub max_sched_priority: u8,
     /// Least time between two CUTOFFS packets to the same peer. Default 1 ms.

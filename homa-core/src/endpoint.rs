@@ -353,6 +353,33 @@ impl Endpoint {
         m
     }
 
+    /// A cheap snapshot of the scheduling state: what this engine has yet to
+    /// receive and to send, and how much of it is granted. Unlike
+    /// [`metrics`](Self::metrics) it looks only at incomplete messages, so a
+    /// simulator can sample it often.
+    pub fn backlog(&self) -> Backlog {
+        let mut b = Backlog::default();
+        for &i in &self.incoming {
+            if let Some(m) = self.rpc(i).inm.as_ref() {
+                b.in_messages += 1;
+                b.in_unreceived += u64::from(m.length - m.received);
+                b.in_outstanding += u64::from(m.outstanding());
+                b.in_ungranted += u64::from(m.length - m.granted);
+                if m.granted < m.length {
+                    b.in_needing_grants += 1;
+                }
+            }
+        }
+        for &i in &self.sendable {
+            if let Some(o) = self.rpc(i).out.as_ref() {
+                b.out_unsent += u64::from(o.length - o.next_offset);
+                b.out_granted_unsent +=
+                    u64::from(o.granted.min(o.length).saturating_sub(o.next_offset));
+            }
+        }
+        b
+    }
+
     // ----- commands from the application -------------------------------
 
     /// Start a client RPC: send `body` as a request to the server at `dest`.
@@ -1163,4 +1190,24 @@ pub(crate) fn unsched_priority(cutoffs: &[u32; NUM_PRIORITIES], len: u32) -> u8 
 
 pub(crate) fn round_up(bytes: u32, unit: u32) -> u32 {
     bytes.div_ceil(unit).saturating_mul(unit)
+}
+
+/// What an engine has yet to receive and to send (see [`Endpoint::backlog`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Incomplete incoming messages.
+    pub in_messages: u64,
+    /// Of those, messages not yet granted to their end.
+    pub in_needing_grants: u64,
+    /// Bytes of incoming messages not yet received.
+    pub in_unreceived: u64,
+    /// Bytes granted (or sent unscheduled) but not yet received.
+    pub in_outstanding: u64,
+    /// Bytes of incoming messages not yet granted.
+    pub in_ungranted: u64,
+    /// Bytes of outgoing messages not yet sent (retransmissions excluded).
+    pub out_unsent: u64,
+    /// Of those, bytes the receivers have granted (or that are unscheduled):
+    /// sendable now, held back only by this sender's own choice or pacing.
+    pub out_granted_unsent: u64,
 }

@@ -6,9 +6,13 @@
 //! dynamic window) unless a fixed window is configured, and the total of
 //! granted-but-unreceived bytes stays at or below `max_incoming`. The
 //! top-ranked message gets the highest scheduled priority, the next one level
-//! lower, and so on. `grant_fifo_percent` of the granted bytes go to the
+//! lower, and so on; with fewer grantable messages than scheduled levels,
+//! only the lowest levels are used (the last message gets level 0).
+//! `grant_fifo_percent` of the granted bytes go to the
 //! oldest message instead, in `grant_fifo_increment` chunks, so a large
-//! message cannot starve behind a stream of smaller ones.
+//! message cannot starve behind a stream of smaller ones; a message that
+//! still has a chunk's worth granted and not received is passed over (its
+//! sender is busy elsewhere).
 
 use crate::endpoint::Endpoint;
 
@@ -46,12 +50,22 @@ impl Endpoint {
         let pct = u64::from(self.config.grant_fifo_percent);
         let inc = self.config.grant_fifo_increment;
         if pct > 0 && self.grant_fifo_credit * pct >= u64::from(inc) * (100 - pct) {
-            let oldest = *cands
+            // The oldest message whose sender is using its grants: one with
+            // a FIFO step's worth still outstanding has a sender busy with
+            // other messages, and more grants would only park there, taking
+            // up `max_incoming` until nothing else could be granted.
+            let oldest = cands
                 .iter()
-                .min_by_key(|&&idx| self.rpc(idx).inm.as_ref().map_or(u64::MAX, |m| m.birth))
-                .expect("non-empty");
+                .copied()
+                .filter(|&idx| {
+                    self.rpc(idx)
+                        .inm
+                        .as_ref()
+                        .is_some_and(|m| m.outstanding() < inc)
+                })
+                .min_by_key(|&idx| self.rpc(idx).inm.as_ref().map_or(u64::MAX, |m| m.birth));
             let room = max_incoming.saturating_sub(total);
-            if room > 0 {
+            if let Some(oldest) = oldest.filter(|_| room > 0) {
                 self.grant_fifo_credit = 0;
                 let prio = self.config.max_sched_priority;
                 let m = self.rpc(oldest).inm.as_ref().expect("incoming has inm");
@@ -70,6 +84,14 @@ impl Endpoint {
         // half the window: with a window smaller than the increment no grant
         // could ever be sent and every message would stall.
         let step = increment.min((window / 2).max(1));
+        // With fewer grantable messages than scheduled levels, use the lowest
+        // levels (the paper's rule, and Linux Homa's): priorities then only
+        // fall as messages finish. Started from the top instead, the last
+        // message left would jump up to the highest level and its packets
+        // would overtake those still queued, at lower levels, of a message
+        // just fully granted — which then starve on a busy downlink.
+        let levels = usize::from(self.config.max_sched_priority) + 1;
+        let unused = levels.saturating_sub(cands.len());
         for (rank, &idx) in cands[..active].iter().enumerate() {
             let m = self.rpc(idx).inm.as_ref().expect("incoming has inm");
             let target = m.length.min(m.received.saturating_add(window));
@@ -91,7 +113,8 @@ impl Endpoint {
             }
             total += new - m.granted;
             self.grant_fifo_credit += u64::from(new - m.granted);
-            let prio = self.config.max_sched_priority.saturating_sub(rank as u8);
+            let below = u8::try_from(rank + unused).unwrap_or(u8::MAX);
+            let prio = self.config.max_sched_priority.saturating_sub(below);
             self.issue_grant(idx, new, prio);
         }
         self.scratch = cands;

@@ -101,7 +101,7 @@ mod util;
 pub mod wire;
 
 pub use config::{Config, NUM_PRIORITIES};
-pub use endpoint::{Endpoint, Event, RpcId, ServerRpcId, Transmit};
+pub use endpoint::{Backlog, Endpoint, Event, RpcId, ServerRpcId, Transmit};
 pub use error::{ConfigError, RpcError, SendError};
 pub use metrics::{DropReason, Metrics};
 pub use time::Instant;

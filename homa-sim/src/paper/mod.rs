@@ -129,6 +129,121 @@ pub struct RunResult {
     pub wall: Duration,
     /// The engine config every host ran.
     pub config: Config,
+    /// Where the link bandwidth went, sampled every 100 µs of the measured
+    /// window.
+    pub diagnosis: Diagnosis,
+}
+
+/// Where bandwidth goes: every host's scheduling state sampled at the start
+/// of each 100 µs step of the measured window, beside how busy its links
+/// were during that step.
+///
+/// A receiver is *backlogged* for a step if, at its start, it has at least
+/// a full step's worth of bytes (125,000 at 10 Gbit/s) still to receive: a
+/// work-conserving transport would keep its downlink busy for the whole step.
+/// Likewise a sender is backlogged if it has that much still to send.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Diagnosis {
+    /// Load offered in the measured window, from the messages that actually
+    /// started in it (wire bytes as [`mean_wire_bytes`] counts them) over
+    /// the link capacity. Differs from the requested load by sampling noise.
+    pub offered_load: f64,
+    /// The most load any transport could have carried: every uplink as an
+    /// ideal work-conserving queue of the bytes its host offered, drained at
+    /// the link rate (a message's bytes enter when it starts). Below
+    /// `offered_load` when some hosts were offered more than their link's
+    /// worth during the window.
+    pub fluid_tx_load: f64,
+    /// The same bound for downlinks (bytes enter at the receiver's queue
+    /// when the message starts).
+    pub fluid_rx_load: f64,
+    /// Fraction of host-steps in which the receiver was backlogged.
+    pub rx_backlogged: f64,
+    /// Downlink utilisation during backlogged receiver steps.
+    pub rx_util_backlogged: f64,
+    /// Mean granted-but-unreceived bytes at a backlogged receiver.
+    pub rx_outstanding_backlogged: f64,
+    /// Mean number of messages still needing grants at a backlogged receiver.
+    pub rx_needing_grants_backlogged: f64,
+    /// Fraction of host-steps in which the sender was backlogged.
+    pub tx_backlogged: f64,
+    /// Uplink utilisation during backlogged sender steps.
+    pub tx_util_backlogged: f64,
+    /// Mean bytes granted (or unscheduled) but not yet sent at a backlogged
+    /// sender.
+    pub tx_granted_unsent_backlogged: f64,
+    /// Of all granted-but-unreceived bytes (summed over receivers), the
+    /// fraction not yet sent (summed over senders): grants parked at senders
+    /// that are busy with other messages, instead of data in flight. The
+    /// senders' side also counts unscheduled bytes of messages whose first
+    /// packet has not reached the receiver yet, so with many short messages
+    /// (W1) it can exceed 1.
+    pub granted_parked: f64,
+}
+
+/// Accumulates [`Diagnosis`] samples.
+#[derive(Default)]
+struct DiagAcc {
+    steps: u64,
+    rx_n: u64,
+    rx_busy: u64,
+    rx_out: u64,
+    rx_need: u64,
+    tx_n: u64,
+    tx_busy: u64,
+    tx_gu: u64,
+    outstanding: u64,
+    parked: u64,
+    last: Vec<(homa_core::Backlog, u64, u64)>,
+}
+
+impl DiagAcc {
+    /// Ends the step that started at the last call and starts the next one.
+    fn sample(&mut self, net: &Network<PaperHost>, threshold: u64, count: bool) {
+        let hosts = net.num_hosts();
+        let mut next = Vec::with_capacity(hosts);
+        for h in 0..hosts {
+            let b = net.node(HostId(h)).endpoint().backlog();
+            let st = net.host_stats(HostId(h));
+            next.push((b, st.rx_busy_ns, st.tx_busy_ns));
+        }
+        if count && self.last.len() == hosts {
+            for ((b, rx0, tx0), (_, rx1, tx1)) in self.last.iter().zip(&next) {
+                self.steps += 1;
+                if b.in_unreceived >= threshold {
+                    self.rx_n += 1;
+                    self.rx_busy += rx1 - rx0;
+                    self.rx_out += b.in_outstanding;
+                    self.rx_need += b.in_needing_grants;
+                }
+                if b.out_unsent >= threshold {
+                    self.tx_n += 1;
+                    self.tx_busy += tx1 - tx0;
+                    self.tx_gu += b.out_granted_unsent;
+                }
+                self.outstanding += b.in_outstanding;
+                self.parked += b.out_granted_unsent;
+            }
+        }
+        self.last = next;
+    }
+
+    fn finish(&self, step: Nanos, offered_load: f64, fluid: [f64; 2]) -> Diagnosis {
+        let div = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        Diagnosis {
+            offered_load,
+            fluid_tx_load: fluid[0],
+            fluid_rx_load: fluid[1],
+            rx_backlogged: div(self.rx_n, self.steps),
+            rx_util_backlogged: div(self.rx_busy, self.rx_n * step),
+            rx_outstanding_backlogged: div(self.rx_out, self.rx_n),
+            rx_needing_grants_backlogged: div(self.rx_need, self.rx_n),
+            tx_backlogged: div(self.tx_n, self.steps),
+            tx_util_backlogged: div(self.tx_busy, self.tx_n * step),
+            tx_granted_unsent_backlogged: div(self.tx_gu, self.tx_n),
+            granted_parked: div(self.parked, self.outstanding),
+        }
+    }
 }
 
 impl RunResult {
@@ -144,23 +259,30 @@ impl RunResult {
 /// message it sends.
 pub fn mean_wire_bytes(dist: &SizeDistribution, config: &Config) -> f64 {
     const N: u64 = 1 << 16;
-    let payload = u64::from(config.max_payload());
     let frame = DATA_HEADER_LEN as u64 + u64::from(config.packet_overhead);
-    let unsched = u64::from(config.unsched_bytes).div_ceil(payload) * payload;
-    let grant = GRANT_LEN as u64 + u64::from(config.packet_overhead);
-    let step = u64::from(config.grant_increment).max(payload);
     let per_message_overhead: f64 = (0..N)
         .map(|i| {
             let s = dist.sample((i as f64 + 0.5) / N as f64);
-            let packets = s.div_ceil(payload).max(1);
-            let grants = s.saturating_sub(unsched).div_ceil(step);
-            (packets * frame + grants * grant) as f64
+            (message_wire_bytes(s, config) - s - frame) as f64
         })
         .sum::<f64>()
         / N as f64;
     // The data bytes themselves from the file's stated mean (exact, tail
     // included); the response is one header-only frame.
     dist.mean_bytes() + per_message_overhead + frame as f64
+}
+
+/// Wire bytes one `s`-byte message puts on host uplinks: its DATA frames,
+/// the grants for its scheduled bytes and the empty response's frame.
+pub fn message_wire_bytes(s: u64, config: &Config) -> u64 {
+    let payload = u64::from(config.max_payload());
+    let frame = DATA_HEADER_LEN as u64 + u64::from(config.packet_overhead);
+    let unsched = u64::from(config.unsched_bytes).div_ceil(payload) * payload;
+    let grant = GRANT_LEN as u64 + u64::from(config.packet_overhead);
+    let step = u64::from(config.grant_increment).max(payload);
+    let packets = s.div_ceil(payload).max(1);
+    let grants = s.saturating_sub(unsched).div_ceil(step);
+    s + packets * frame + grants * grant + frame
 }
 
 /// Runs one experiment. `progress(now, end)` is called every 100 µs of
@@ -222,6 +344,9 @@ pub fn run(
     let mut t = 0;
     let mut busy_at_warmup = None;
     let mut busy_at_end = None;
+    let mut diag = DiagAcc::default();
+    // A step's worth of bytes at the host link rate.
+    let threshold = STEP * cfg.fabric.host_link_bps / 8_000_000_000;
     loop {
         t += STEP;
         if busy_at_warmup.is_none() && t > cfg.warmup {
@@ -233,6 +358,10 @@ pub fn run(
             busy_at_end = Some(busy(&net));
         }
         net.run_until(t);
+        if t > cfg.warmup && t <= end + STEP {
+            // The step ending at `t` counts if it started in the window.
+            diag.sample(&net, threshold, t > cfg.warmup + STEP);
+        }
         progress(t.min(end), end);
         let drained = rec.borrow().measured_pending == 0;
         if t >= end && (drained || t >= end + cfg.drain_limit) {
@@ -243,6 +372,19 @@ pub fn run(
     let measured_load = (busy_at_end.unwrap_or(0) - busy_at_warmup.unwrap_or(0)) as f64 / window;
     let mut rec = rec.borrow_mut();
     let incomplete = rec.finish(net.now(), &traffic);
+    let capacity = window * cfg.fabric.host_link_bps as f64 / 8e9;
+    let offered_load = rec.offered_wire_bytes as f64 / capacity;
+    let rate = cfg.fabric.host_link_bps as f64 / 8e9;
+    let measured = (cfg.warmup.min(end), end);
+    let fluid = rec.fluid.each_mut().map(|side| {
+        side.iter_mut()
+            .map(|q| {
+                q.advance(end, rate, measured);
+                q.drained
+            })
+            .sum::<f64>()
+            / capacity
+    });
     Ok(RunResult {
         samples: std::mem::take(&mut rec.samples),
         incomplete,
@@ -255,6 +397,7 @@ pub fn run(
         sim_time: net.now(),
         wall: wall.elapsed(),
         config,
+        diagnosis: diag.finish(STEP, offered_load, fluid),
     })
 }
 

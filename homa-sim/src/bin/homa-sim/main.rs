@@ -113,6 +113,10 @@ struct PaperArgs {
     /// Percentage of sender bandwidth given to its oldest message.
     #[arg(long, help_heading = "Engine")]
     send_fifo: Option<u32>,
+    /// Most transmit time the sender queues in its NIC, ns (paper: 0, each
+    /// packet chosen when the link frees; Linux: 2000).
+    #[arg(long, help_heading = "Engine")]
+    nic_queue_ns: Option<u64>,
 
     /// Racks (paper: 9).
     #[arg(long, help_heading = "Fabric")]
@@ -255,6 +259,9 @@ impl PaperArgs {
         }
         if let Some(v) = self.send_fifo {
             e.send_fifo_percent = v;
+        }
+        if let Some(v) = self.nic_queue_ns {
+            e.nic_queue_ns = v;
         }
         Ok(e)
     }
@@ -484,6 +491,33 @@ fn summary_table(groups: &[Group], args: &PaperArgs, wall: f64) -> String {
                 r.events as f64 / 1e6,
                 r.wall.as_secs_f64(),
                 r.events_per_sec() / 1e6
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nWhere the bandwidth went (host-steps of 100 µs; backlogged = at least a step's worth of bytes left):\n\n| run | offered load | fluid bound tx / rx | rx backlogged | downlink util when backlogged | granted-unreceived B / backlogged rx | msgs needing grants / backlogged rx | tx backlogged | uplink util when backlogged | granted-unsent B / backlogged tx | granted bytes parked at senders |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
+    for g in groups {
+        for r in &g.runs {
+            let d = &r.diagnosis;
+            let _ = writeln!(
+                s,
+                "| {} {:.0}% | {:.3} | {:.3} / {:.3} | {:.3} | {:.3} | {:.0} | {:.1} | {:.3} | {:.3} | {:.0} | {:.3} |",
+                g.workload,
+                g.load * 100.0,
+                d.offered_load,
+                d.fluid_tx_load,
+                d.fluid_rx_load,
+                d.rx_backlogged,
+                d.rx_util_backlogged,
+                d.rx_outstanding_backlogged,
+                d.rx_needing_grants_backlogged,
+                d.tx_backlogged,
+                d.tx_util_backlogged,
+                d.tx_granted_unsent_backlogged,
+                d.granted_parked,
             );
         }
     }
