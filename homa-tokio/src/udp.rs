@@ -112,6 +112,8 @@ pub struct UdpDatapath {
     /// Write readiness, registered only while sends find the socket buffer
     /// full.
     writer: Mutex<Writer>,
+    /// Times a send found the socket buffer full and waited for room.
+    full_buffer_waits: std::sync::atomic::AtomicU64,
     local: SocketAddr,
     max_packet_size: usize,
     link_rate_bps: u64,
@@ -232,6 +234,7 @@ impl UdpDatapath {
         Ok(UdpDatapath {
             socket,
             writer: Mutex::new(Writer::default()),
+            full_buffer_waits: std::sync::atomic::AtomicU64::new(0),
             local,
             max_packet_size: config.max_packet_size,
             link_rate_bps,
@@ -257,6 +260,13 @@ impl UdpDatapath {
     /// Whether the kernel coalesces received packets (UDP GRO).
     pub fn gro_enabled(&self) -> bool {
         self.gro
+    }
+
+    /// How many times a send found the socket buffer full and waited for
+    /// room (a sign that `socket_buffer` is small for the load, or that the
+    /// NIC's queue is full).
+    pub fn full_buffer_waits(&self) -> u64 {
+        self.full_buffer_waits.load(Ordering::Relaxed)
     }
 
     /// One `recvmmsg`, without waiting. Returns the entries appended and
@@ -707,6 +717,9 @@ impl Datapath for UdpDatapath {
                 }
             }
             // The socket buffer is full: wait for room.
+            if first {
+                self.full_buffer_waits.fetch_add(1, Ordering::Relaxed);
+            }
             first = false;
             writer.clear_sends = 0;
             let fd = match &mut writer.fd {
