@@ -277,19 +277,22 @@ impl UdpDatapath {
     fn recv_batch(&self, out: &mut Vec<Incoming>) -> io::Result<(usize, bool)> {
         // The stack arrays below are sized at compile time, so that a
         // two-datagram call does not set up thirty-two.
-        let batch = self.recv.lock().unwrap_or_else(|e| e.into_inner()).batch;
-        if batch <= MIN_RECV_BATCH {
-            self.recv_up_to::<MIN_RECV_BATCH>(out)
-        } else if batch <= 8 {
-            self.recv_up_to::<8>(out)
+        let mut st = self.recv.lock().unwrap_or_else(|e| e.into_inner());
+        if st.batch <= MIN_RECV_BATCH {
+            self.recv_up_to::<MIN_RECV_BATCH>(&mut st, out)
+        } else if st.batch <= 8 {
+            self.recv_up_to::<8>(&mut st, out)
         } else {
-            self.recv_up_to::<BATCH>(out)
+            self.recv_up_to::<BATCH>(&mut st, out)
         }
     }
 
     /// [`recv_batch`](Self::recv_batch) for at most `N` datagrams.
-    fn recv_up_to<const N: usize>(&self, out: &mut Vec<Incoming>) -> io::Result<(usize, bool)> {
-        let mut st = self.recv.lock().unwrap_or_else(|e| e.into_inner());
+    fn recv_up_to<const N: usize>(
+        &self,
+        st: &mut RecvState,
+        out: &mut Vec<Incoming>,
+    ) -> io::Result<(usize, bool)> {
         let before = out.len();
         for destination in st.unreachable.drain(..) {
             out.push(Incoming::Unreachable { destination });
@@ -298,10 +301,9 @@ impl UdpDatapath {
         // What each datagram was: sender, length, GRO segment size. On the
         // stack, like the I/O vectors: this runs once per busy-poll probe.
         let mut got: [Option<(SocketAddr, usize, usize)>; N] = [None; N];
-        let want = N;
         let res = {
             let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
-                want,
+                N,
                 gro.then(|| nix::cmsg_space!(libc_int)),
             );
             let mut bufs = st.bufs.iter_mut();
@@ -367,11 +369,11 @@ impl UdpDatapath {
                 return Err(e.into());
             }
         };
-        let drained = received < want;
+        let drained = received < N;
         st.batch = if drained {
             MIN_RECV_BATCH
         } else {
-            (want * 4).min(BATCH)
+            (N * 4).min(BATCH)
         };
         for (i, (from, len, segment)) in got
             .into_iter()
@@ -506,13 +508,22 @@ impl UdpDatapath {
             ControlMessage::UdpGsoSegments(&segment),
             self.tos_cmsg(&tos_byte, &tclass),
         ];
-        let dest = SockaddrStorage::from(first.destination);
+        self.send_one(&iov, &cmsgs, first.destination)
+    }
+
+    /// One `sendmsg` of `iov` to `dest`, without waiting.
+    fn send_one(
+        &self,
+        iov: &[IoSlice<'_>],
+        cmsgs: &[ControlMessage<'_>],
+        dest: SocketAddr,
+    ) -> io::Result<()> {
         sendmsg(
             self.socket.get_ref().as_raw_fd(),
-            &iov,
-            &cmsgs,
+            iov,
+            cmsgs,
             MsgFlags::MSG_DONTWAIT,
-            Some(&dest),
+            Some(&SockaddrStorage::from(dest)),
         )?;
         Ok(())
     }
@@ -528,14 +539,7 @@ impl UdpDatapath {
         let cmsgs = [self.tos_cmsg(&tos_byte, &tclass)];
         if let [t] = run {
             let iov = [IoSlice::new(t.header()), IoSlice::new(&t.payload)];
-            let dest = SockaddrStorage::from(t.destination);
-            sendmsg(
-                self.socket.get_ref().as_raw_fd(),
-                &iov,
-                &cmsgs,
-                MsgFlags::MSG_DONTWAIT,
-                Some(&dest),
-            )?;
+            self.send_one(&iov, &cmsgs, t.destination)?;
             return Ok(1);
         }
         let mut iovs: [[IoSlice<'_>; 2]; BATCH] = [[IoSlice::new(&[]), IoSlice::new(&[])]; BATCH];
