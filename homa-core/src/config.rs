@@ -98,8 +98,9 @@ pub struct Config {
     pub resend_after: Duration,
     /// See [`resend_after`](Self::resend_after). Default 5 ms.
     pub resend_interval: Duration,
-    /// An RPC whose peer is silent this long fails with a timeout (client) or
-    /// is dropped (server). Default 100 ms.
+    /// An RPC whose peer is silent this long, and has left two RESENDs (or
+    /// NEED_ACKs) unanswered, fails with a timeout (client) or is dropped
+    /// (server). Default 100 ms.
     pub timeout: Duration,
     /// How long a server remembers an acknowledged RPC id, so that a late
     /// duplicate of its request is not delivered again. Default 200 ms.

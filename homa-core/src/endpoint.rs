@@ -178,6 +178,10 @@ pub(crate) struct Rpc {
     pub inm: Option<Box<InMessage>>,
     pub last_heard: Instant,
     pub last_resend: Instant,
+    /// Probes (RESEND or NEED_ACK) sent since `probes_since`, the value of
+    /// `last_heard` when counting began: hearing from the peer restarts it.
+    pub probes: u8,
+    pub probes_since: Instant,
     pub birth: u64,
     /// Listed in `Endpoint::sendable`.
     pub in_sendable: bool,
@@ -808,6 +812,12 @@ impl Endpoint {
         let r = self.rpc_mut(idx);
         r.last_heard = now;
         let peer = r.peer;
+        if rs.length == 0 {
+            // A server whose response waits for our grants asks whether we
+            // still want it (Linux sends these too): we do.
+            self.send_control(peer, Repr::Busy(self.common(peer, local_id)));
+            return;
+        }
         let Some(out) = r.out.as_mut().filter(|_| r.state != State::ServerIncoming) else {
             // Nothing to send yet (still receiving the request, or the
             // application is still working on it).
@@ -1032,6 +1042,8 @@ impl Endpoint {
             inm: None,
             last_heard: now,
             last_resend: now,
+            probes: 0,
+            probes_since: now,
             birth,
             in_sendable: false,
             in_incoming: false,

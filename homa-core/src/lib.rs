@@ -41,11 +41,15 @@
 //!   the first gap below its grant, every [`Config::resend_interval`] (at
 //!   most four RESENDs per peer per tick, for the RPCs silent longest, so an
 //!   overloaded peer is not flooded); the sender retransmits at priority 7,
-//!   or answers BUSY when it has sent none of the range yet, or RPC_UNKNOWN when it has no such RPC (a client then restarts
-//!   its request; a server frees its RPC). A RESEND also implies a grant up to
-//!   its end, which recovers lost GRANTs. An RPC silent for
-//!   [`Config::timeout`] fails ([`RpcError::Timeout`]) on the client and is
-//!   dropped on the server.
+//!   or answers BUSY when it has sent none of the range yet, or RPC_UNKNOWN
+//!   when it has no such RPC (a client then restarts its request; a server
+//!   frees its RPC). A RESEND also implies a grant up to its end, which
+//!   recovers lost GRANTs. A server whose response waits for grants asks the
+//!   client with a RESEND of no bytes, which a client that still wants the
+//!   response answers with BUSY. An RPC silent for [`Config::timeout`] that
+//!   has also left two RESENDs (or NEED_ACKs) unanswered fails
+//!   ([`RpcError::Timeout`]) on the client and is dropped on the server:
+//!   silence alone could be our own process having been descheduled.
 //! * **At-most-once**: a server keeps a finished RPC until the client acks it
 //!   (piggybacked on DATA, or in an ACK answering NEED_ACK), then remembers
 //!   its id for [`Config::ack_memory`], so a request is delivered to the

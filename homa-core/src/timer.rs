@@ -15,6 +15,16 @@ use crate::wire::Repr;
 /// Most RESENDs sent to one peer per tick.
 pub(crate) const RESENDS_PER_PEER_PER_TICK: usize = 4;
 
+/// Probes (RESEND or NEED_ACK) that must go unanswered before an RPC times
+/// out, on top of [`Config::timeout`](crate::Config::timeout) of silence.
+/// Silence alone is not enough: if our own process was descheduled for
+/// longer than the timeout, the peer's answers are waiting in our socket,
+/// unread, and the first tick after the stall may run before we read them.
+/// A peer that was never asked has not failed to answer. Two probes, one
+/// resend interval apart, give a live peer a full interval to answer (Linux
+/// likewise times out after unanswered RESENDs, not after wall time).
+pub(crate) const TIMEOUT_PROBES: u8 = 2;
+
 enum Action {
     None,
     Resend { offset: u32, length: u32 },
@@ -52,11 +62,17 @@ impl Endpoint {
                 // count silent ticks while the RPC is blocked on the sender).
                 r.last_heard = now;
             }
+            if r.probes_since != r.last_heard {
+                // We heard from the peer since counting began.
+                r.probes_since = r.last_heard;
+                r.probes = 0;
+            }
             let r = &*r;
             let silent = now - r.last_heard;
             let may_resend = silent >= resend_after && now - r.last_resend >= resend_interval;
+            let timed_out = silent >= timeout && r.probes >= TIMEOUT_PROBES;
             let action = match r.state {
-                State::Client if silent >= timeout => Action::Fail,
+                State::Client if timed_out => Action::Fail,
                 State::Client => {
                     let out_done = r
                         .out
@@ -85,26 +101,36 @@ impl Endpoint {
                         Action::None
                     }
                 }
-                State::ServerIncoming if silent >= timeout => Action::Drop,
+                State::ServerIncoming if timed_out => Action::Drop,
                 State::ServerIncoming => match (&r.inm, may_resend) {
                     (Some(m), true) => match m.first_gap(m.granted.max(1)) {
                         Some((s, e)) => Action::Resend {
                             offset: s,
                             length: e - s,
                         },
+                        // Everything granted has come (the tick refreshes
+                        // `last_heard` then, so this is not reached).
                         None => Action::None,
                     },
                     _ => Action::None,
                 },
                 // The application owns it until it responds.
                 State::ServerInService => Action::None,
-                State::ServerOutgoing if silent >= timeout => Action::Drop,
+                State::ServerOutgoing if timed_out => Action::Drop,
                 State::ServerOutgoing => {
                     let sent = r.out.as_ref().is_some_and(|o| o.all_sent());
-                    if sent && may_resend {
-                        Action::NeedAck
-                    } else {
-                        Action::None
+                    match (sent, may_resend) {
+                        (true, true) => Action::NeedAck,
+                        // We have sent all the client granted and it is
+                        // silent: its SRPT prefers other responses, or it
+                        // is gone. A RESEND of no bytes asks which; a
+                        // client that still wants the response answers
+                        // BUSY.
+                        (false, true) => Action::Resend {
+                            offset: 0,
+                            length: 0,
+                        },
+                        (_, false) => Action::None,
                     }
                 }
             };
@@ -116,7 +142,9 @@ impl Endpoint {
                 }
                 Action::NeedAck => {
                     let (peer, id) = (r.peer, r.id);
-                    self.rpc_mut(idx).last_resend = now;
+                    let r = self.rpc_mut(idx);
+                    r.last_resend = now;
+                    r.probes = r.probes.saturating_add(1);
                     let repr = Repr::NeedAck(self.common(peer, id));
                     self.send_control(peer, repr);
                 }
@@ -147,8 +175,10 @@ impl Endpoint {
             n <= RESENDS_PER_PEER_PER_TICK
         });
         for (peer, _, idx, offset, length) in resends {
-            let id = self.rpc(idx).id;
-            self.rpc_mut(idx).last_resend = now;
+            let r = self.rpc_mut(idx);
+            let id = r.id;
+            r.last_resend = now;
+            r.probes = r.probes.saturating_add(1);
             self.metrics.resends_sent += 1;
             let repr = self.resend_repr(peer, id, offset, length);
             self.send_control(peer, repr);

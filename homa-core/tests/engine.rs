@@ -588,3 +588,95 @@ fn fifo_grants_skip_a_sender_that_is_not_sending() {
     let parked = p.server.metrics().incoming_granted_unreceived;
     assert!(parked <= 50_000, "{parked} bytes parked at a silent sender");
 }
+
+/// Drops the given packet types in one direction while `block` is set.
+fn block_types(
+    block: &std::rc::Rc<std::cell::Cell<bool>>,
+    towards_server: bool,
+    types: &'static [PacketType],
+) -> Filter {
+    let block = block.clone();
+    Box::new(move |to_server, t| {
+        !(block.get() && to_server == towards_server && types.contains(&t.packet_type()))
+    })
+}
+
+#[test]
+fn a_request_waiting_for_grants_does_not_time_out() {
+    // The server withholds grants for three timeouts (here by losing them,
+    // and the RESENDs that would imply them; under load its SRPT does the
+    // same to a long request). The client has sent everything it may: it
+    // asks the server, which answers BUSY, and neither side gives up.
+    let block = std::rc::Rc::new(std::cell::Cell::new(true));
+    let mut p = Pair::new(Config::default());
+    p.filter = block_types(&block, false, &[PacketType::Grant, PacketType::Resend]);
+    let body = pattern(200_000, 3);
+    p.call(body.clone());
+    assert!(!p.run_until(Duration::from_millis(300), |p| !p.client_events.is_empty()));
+    assert_eq!(p.server.metrics().active_server_rpcs, 1);
+    block.set(false);
+    assert!(p.run_until(Duration::from_millis(50), |p| p.responses() == 1));
+    assert!(matches!(&p.client_events[0], Event::Response { body: b, .. } if *b == body));
+    assert_eq!(p.client.metrics().client_timeouts, 0);
+    assert_eq!(p.client.metrics().restarts, 0);
+}
+
+#[test]
+fn a_response_waiting_for_grants_is_not_dropped() {
+    // The mirror image: the client withholds grants for the response. The
+    // server has sent all it may; it asks the client whether it still
+    // wants the response (a RESEND of no bytes), the client answers BUSY,
+    // and the server keeps the RPC instead of dropping it.
+    let block = std::rc::Rc::new(std::cell::Cell::new(true));
+    let mut p = Pair::new(Config::default());
+    p.filter = block_types(&block, true, &[PacketType::Grant, PacketType::Resend]);
+    let body = pattern(200_000, 4);
+    p.call(Bytes::from_static(b"x"));
+    p.auto_respond = Some(Box::new(move |_| body.clone()));
+    let want = pattern(200_000, 4);
+    assert!(!p.run_until(Duration::from_millis(300), |p| !p.client_events.is_empty()));
+    assert_eq!(p.server.metrics().server_timeouts, 0);
+    assert_eq!(p.server.metrics().active_server_rpcs, 1);
+    block.set(false);
+    assert!(p.run_until(Duration::from_millis(50), |p| p.responses() == 1));
+    assert!(matches!(&p.client_events[0], Event::Response { body: b, .. } if *b == want));
+    assert_eq!(p.client.metrics().restarts, 0, "the request ran once");
+}
+
+#[test]
+fn our_own_stall_is_not_the_peers_silence() {
+    // The client's process is descheduled for longer than the timeout while
+    // the response waits in its socket, and its timer happens to run before
+    // it reads the socket. The peer was not silent: it was never asked.
+    // The tick asks (RESEND) instead of failing, and the response, read
+    // next, completes the RPC.
+    let mut p = Pair::new(Config::default());
+    let held = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let hold = held.clone();
+    // Deliver the request; keep the server's answer out of the client.
+    p.filter = Box::new(move |to_server, t| {
+        if !to_server {
+            hold.borrow_mut().push(Bytes::from(t.to_vec()));
+        }
+        to_server
+    });
+    p.call(Bytes::from_static(b"ping"));
+    p.run_until(Duration::from_micros(100), |p| !p.server_events.is_empty());
+    assert_eq!(p.server_events.len(), 1);
+    while p.step() {}
+    let held = held.take();
+    assert!(!held.is_empty());
+    let late = p.now + Duration::from_millis(150);
+    p.client.handle_timeout(late);
+    assert!(
+        p.client.poll_event().is_none(),
+        "failed during our own stall"
+    );
+    for b in held {
+        p.client.handle_packet(late, addr(SERVER), b);
+    }
+    assert!(matches!(
+        p.client.poll_event(),
+        Some(Event::Response { body, .. }) if body.as_ref() == b"ping"
+    ));
+}

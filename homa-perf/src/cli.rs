@@ -460,8 +460,9 @@ impl LoadArgs {
 pub struct OutputArgs {
     /// Write the results as JSON:
     /// {"runs":[{"protocol","short_p50_us","short_p99_us","rpcs_per_sec",
-    /// "throughput_gbps","errors","buckets":[{"size_upper","count","p50_us",
-    /// "p99_us","p999_us","p99_slowdown"}]}]}. With `--scenario all`, one
+    /// "throughput_gbps","errors","error_examples","buckets":[{"size_upper",
+    /// "count","p50_us","p99_us","p999_us","p99_slowdown"}]}]}, where
+    /// error_examples holds up to five error messages. With `--scenario all`, one
     /// file per scenario (`FILE-<scenario>.json`).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

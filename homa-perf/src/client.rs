@@ -409,7 +409,7 @@ async fn run_async(
                             let start = Instant::now();
                             match t.call(server, size, resp).await {
                                 Ok(()) => rec.ok(size, resp, start),
-                                Err(e) => rec.err(start, e),
+                                Err(e) => rec.err(start, format!("{size}-byte RPC: {e}")),
                             }
                         }
                     });
@@ -487,7 +487,7 @@ async fn open_loop(
             let start = Instant::now();
             match t.call(server, size, resp).await {
                 Ok(()) => rec.ok(size, resp, start),
-                Err(e) => rec.err(start, e),
+                Err(e) => rec.err(start, format!("{size}-byte RPC: {e}")),
             }
         });
     }

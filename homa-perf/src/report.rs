@@ -169,6 +169,8 @@ struct JsonRun {
     rpcs_per_sec: f64,
     throughput_gbps: f64,
     errors: u64,
+    /// Up to five error messages, so a failed run says why.
+    error_examples: Vec<String>,
     buckets: Vec<JsonBucket>,
 }
 
@@ -189,6 +191,7 @@ pub fn json(runs: &[RunResult]) -> String {
                 rpcs_per_sec: r.rpcs_per_sec,
                 throughput_gbps: r.throughput_gbps,
                 errors: r.errors,
+                error_examples: r.error_examples.clone(),
                 buckets: r
                     .buckets
                     .iter()

@@ -42,7 +42,8 @@ impl<T: AsRef<[u8]>> ResendPacket<T> {
     pub fn offset(&self) -> u32 {
         get_u32(self.buffer.as_ref(), OFFSET)
     }
-    /// Bytes to resend (0xFFFFFFFF: everything sent so far).
+    /// Bytes to resend (0xFFFFFFFF: everything sent so far; 0: nothing, the
+    /// sender only asks whether we still have the RPC, answered with BUSY).
     #[inline]
     pub fn length(&self) -> u32 {
         get_u32(self.buffer.as_ref(), LENGTH)
@@ -61,7 +62,8 @@ pub struct ResendRepr {
     pub common: Common,
     /// First byte to resend.
     pub offset: u32,
-    /// Bytes to resend (0xFFFFFFFF: everything sent so far).
+    /// Bytes to resend (0xFFFFFFFF: everything sent so far; 0: nothing, the
+    /// sender only asks whether we still have the RPC, answered with BUSY).
     pub length: u32,
     /// Priority for the retransmitted packets.
     pub priority: u8,

@@ -54,7 +54,12 @@ pub fn check(doc: &serde_json::Value, protocols: &[&str]) {
         ] {
             assert!(run[key].as_f64().is_some(), "{want}: {key} missing");
         }
-        assert_eq!(run["errors"].as_u64(), Some(0), "{want}: errors");
+        assert_eq!(
+            run["errors"].as_u64(),
+            Some(0),
+            "{want}: errors, for example {}",
+            run["error_examples"]
+        );
         let buckets = run["buckets"].as_array().expect("buckets");
         let count: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
         assert!(count > 0, "{want}: no RPCs completed");
