@@ -14,7 +14,10 @@ use crate::stats::RunResult;
 use crate::udp;
 
 /// Default offered load of the W3 preset, Gbit/s (requests + responses).
-pub const W3_GBPS: f64 = 1.5;
+/// At 1.5 the client process sometimes falls more than Homa's 100 ms
+/// timeout behind (answers queue unread in its socket) and RPCs fail;
+/// 1.2 was met with no errors in every run (see the README).
+pub const W3_GBPS: f64 = 1.2;
 /// Default offered load of the W4 preset, Gbit/s (requests + responses).
 pub const W4_GBPS: f64 = 4.0;
 

@@ -64,8 +64,9 @@ pub struct UdpConfig {
     /// port fail fast with [`Error::PeerUnreachable`](crate::Error::PeerUnreachable)
     /// instead of timing out. Default true.
     pub report_unreachable: bool,
-    /// Socket send and receive buffer sizes to request (the kernel may cap
-    /// them at `net.core.{r,w}mem_max`). Default 4 MiB.
+    /// Socket send and receive buffer sizes to request. The kernel caps them
+    /// at `net.core.{r,w}mem_max` unless the process has CAP_NET_ADMIN, in
+    /// which case they are forced past it. Default 16 MiB.
     pub socket_buffer: usize,
 }
 
@@ -77,8 +78,29 @@ impl Default for UdpConfig {
             gso: true,
             gro: true,
             report_unreachable: true,
-            socket_buffer: 4 << 20,
+            socket_buffer: 16 << 20,
         }
+    }
+}
+
+/// Ask for `size`-byte socket buffers. The kernel caps the plain request at
+/// `net.core.{r,w}mem_max` (208 KiB by default): a root process
+/// (CAP_NET_ADMIN) may go past the cap, which it does. Unscheduled bytes
+/// arrive unannounced, so when the process is descheduled for a few
+/// milliseconds the receive buffer is all that stands between a burst and
+/// lost packets (recovered only by RESEND, 5 ms later). Best effort
+/// throughout: a small buffer still works, it only loses more.
+fn set_buffers(socket: &socket2::Socket, size: usize) {
+    let want = size.min(i32::MAX as usize);
+    let _ = socket.set_recv_buffer_size(want);
+    let _ = socket.set_send_buffer_size(want);
+    // Linux reports twice the size it granted (its bookkeeping overhead), so
+    // a capped request reads back below `want`.
+    if socket.recv_buffer_size().is_ok_and(|got| got < want) {
+        let _ = setsockopt(socket, sockopt::RcvBufForce, &want);
+    }
+    if socket.send_buffer_size().is_ok_and(|got| got < want) {
+        let _ = setsockopt(socket, sockopt::SndBufForce, &want);
     }
 }
 
@@ -200,9 +222,7 @@ impl UdpDatapath {
         if addr.is_ipv6() {
             socket.set_only_v6(true)?;
         }
-        // Best effort: the kernel caps these at its limits.
-        let _ = socket.set_recv_buffer_size(config.socket_buffer);
-        let _ = socket.set_send_buffer_size(config.socket_buffer);
+        set_buffers(&socket, config.socket_buffer);
         socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         let local = socket
