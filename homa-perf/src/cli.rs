@@ -611,8 +611,8 @@ pub enum Scenario {
     Mixed,
     /// W3, open loop, Poisson at 1.2 Gbit/s (override with --gbps): the most
     /// both Homa and TCP sustain, run after run, on a shared 2-core machine.
-    /// At 1.5 Gbit/s the client's process falls behind in some runs and
-    /// Homa times RPCs out.
+    /// At 1.5 Gbit/s the processes fall behind in some runs and Homa times
+    /// RPCs out.
     W3,
     /// W4, open loop, Poisson at 4 Gbit/s (override with --gbps): about the
     /// most both sustain there.

@@ -14,9 +14,8 @@ use crate::stats::RunResult;
 use crate::udp;
 
 /// Default offered load of the W3 preset, Gbit/s (requests + responses).
-/// At 1.5 the client process sometimes falls more than Homa's 100 ms
-/// timeout behind (answers queue unread in its socket) and RPCs fail;
-/// 1.2 was met with no errors in every run (see the README).
+/// At 1.5 the processes sometimes fall more than Homa's 100 ms timeout
+/// behind and RPCs fail; at 1.2 no run had an error (see the README).
 pub const W3_GBPS: f64 = 1.2;
 /// Default offered load of the W4 preset, Gbit/s (requests + responses).
 pub const W4_GBPS: f64 = 4.0;
