@@ -11,7 +11,7 @@
 //! ## Threads
 //!
 //! A [`Poller`] thread, pinned to a core, runs the receive and transmit
-//! bursts **and the engine** of each port (see `DESIGN.md` §4): no packet
+//! bursts **and the engine** of each port: no packet
 //! crosses threads. The application talks to the engine through the same
 //! [`Socket`](homa_tokio::Socket), [`Client`](homa_tokio::Client) and
 //! [`Server`](homa_tokio::Server) as on UDP; their commands reach the

@@ -123,9 +123,7 @@ const DATA_ROOM: u16 = 2048 + 128;
 
 /// An open DPDK port with our addresses on it. Closed when dropped.
 pub struct Port {
-    dpdk: Arc<Dpdk>,
     id: u16,
-    pool: Arc<Mempool>,
     mac: MacAddr,
     cfg: PortConfig,
     mask: u32,
@@ -137,6 +135,11 @@ pub struct Port {
     ident: u16,
     /// Homa packets received, for `drop_every`.
     homa_seen: u32,
+    // Fields drop in declaration order, after `Drop::drop`: the mbufs in
+    // `rx` and `tx` go back to `pool` before it can be freed, and `dpdk`,
+    // possibly the last handle on the EAL, is cleaned up last of all.
+    pool: Arc<Mempool>,
+    _dpdk: Arc<Dpdk>,
 }
 
 impl std::fmt::Debug for Port {
@@ -211,7 +214,7 @@ impl Port {
         tracing::info!(port = id, %mac, ip = %cfg.ip, "DPDK port started");
         let link_wait = cfg.link_wait;
         let port = Port {
-            dpdk: dpdk.clone(),
+            _dpdk: dpdk.clone(),
             id,
             pool,
             mac,
@@ -626,6 +629,5 @@ impl Drop for Port {
         }
         ffi::port_close(self.id);
         tracing::info!(port = self.id, "DPDK port closed");
-        let _ = &self.dpdk;
     }
 }
