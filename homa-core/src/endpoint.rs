@@ -814,7 +814,7 @@ impl Endpoint {
         let peer = r.peer;
         if rs.length == 0 {
             // A server whose response waits for our grants asks whether we
-            // still want it (Linux sends these too): we do.
+            // still want it: we do.
             self.send_control(peer, Repr::Busy(self.common(peer, local_id)));
             return;
         }
@@ -1217,7 +1217,9 @@ pub struct Backlog {
     pub in_outstanding: u64,
     /// Bytes of incoming messages not yet granted.
     pub in_ungranted: u64,
-    /// Bytes of outgoing messages not yet sent (retransmissions excluded).
+    /// Bytes not yet sent (retransmissions excluded) of the outgoing
+    /// messages listed as having something to send; a message waiting for
+    /// grants may have left that list.
     pub out_unsent: u64,
     /// Of those, bytes the receivers have granted (or that are unscheduled):
     /// sendable now, held back only by this sender's own choice or pacing.

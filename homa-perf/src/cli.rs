@@ -272,8 +272,10 @@ impl TransportArgs {
 
     /// The Homa socket configuration for protocol `p`. The `loopback`
     /// profile sizes Homa for the kernel's loopback interface and does not
-    /// apply to homa-dpdk, whose packets the port's MTU sizes (1500: 1480
-    /// bytes of Homa packet); the --homa-* options do.
+    /// apply to homa-dpdk, whose packets the port's MTU sizes; the
+    /// --homa-* engine options (unscheduled bytes, max_incoming, grant
+    /// increment, incast, link rate) do; the packet size and busy polling
+    /// do not.
     pub fn homa_config(&self, p: Protocol) -> homa_tokio::SocketConfig {
         let mut c = homa_tokio::SocketConfig::default();
         c.busy_poll = self.busy_poll(p);
@@ -322,7 +324,7 @@ impl TransportArgs {
     pub fn describe_homa_dpdk(&self) -> String {
         let c = self.homa_config(Protocol::HomaDpdk);
         format!(
-            "homa-dpdk: packets sized by the port's MTU (1500), {} unscheduled bytes, grant increment {}, max_incoming {}, incast threshold {:?}",
+            "homa-dpdk: packets sized by the port's MTU, {} unscheduled bytes, grant increment {}, max_incoming {}, incast threshold {:?}",
             c.engine.unsched_bytes,
             c.engine.grant_increment,
             c.engine.max_incoming,

@@ -320,6 +320,7 @@ impl UdpDatapath {
         let gro = self.gro;
         // What each datagram was: sender, length, GRO segment size. On the
         // stack, like the I/O vectors: this runs once per busy-poll probe.
+        // (nix's `MultiHeaders` below still allocates on every call.)
         let mut got: [Option<(SocketAddr, usize, usize)>; N] = [None; N];
         let res = {
             let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(

@@ -11,7 +11,7 @@ pub fn loopback(protocols: &str, extra: &[&str]) -> serde_json::Value {
     // (CI once saw 152 Homa errors in a run that overlapped them).
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    // One directory per test: the tests run in parallel.
+    // One directory per test.
     let dir = std::env::temp_dir().join(format!(
         "homa-perf-smoke-{}-{}",
         std::process::id(),
