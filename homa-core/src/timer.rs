@@ -21,8 +21,7 @@ pub(crate) const RESENDS_PER_PEER_PER_TICK: usize = 4;
 /// longer than the timeout, the peer's answers are waiting in our socket,
 /// unread, and the first tick after the stall may run before we read them.
 /// A peer that was never asked has not failed to answer. Two probes, one
-/// resend interval apart, give a live peer a full interval to answer (Linux
-/// likewise times out after unanswered RESENDs, not after wall time).
+/// resend interval apart, give a live peer a full interval to answer.
 pub(crate) const TIMEOUT_PROBES: u8 = 2;
 
 enum Action {
@@ -74,10 +73,8 @@ impl Endpoint {
             let action = match r.state {
                 State::Client if timed_out => Action::Fail,
                 State::Client => {
-                    let out_done = r
-                        .out
-                        .as_ref()
-                        .is_none_or(|o| o.started && o.next_offset >= o.granted.min(o.length));
+                    // Everything granted is sent (or there is no request).
+                    let out_done = r.out.as_ref().is_none_or(|o| !o.can_send_new());
                     if may_resend && out_done {
                         // Ask for the response: the first gap, up to what we
                         // granted (or the unscheduled bytes if none came).

@@ -196,9 +196,10 @@ pub fn response_size(spec: ResponseSpec, req: u64) -> u64 {
 /// The open-loop rate (RPCs/s) that puts `gbps` of message bytes (requests
 /// plus responses) on the path.
 pub fn rate_for_gbps(gbps: f64, sizes: &Sizes, response: ResponseSpec) -> f64 {
-    let per_rpc = sizes.mean()
+    let mean = sizes.mean();
+    let per_rpc = mean
         + match response {
-            ResponseSpec::Same => sizes.mean(),
+            ResponseSpec::Same => mean,
             ResponseSpec::Fixed(n) => n as f64,
         };
     gbps * 1e9 / 8.0 / per_rpc

@@ -305,15 +305,9 @@ impl EngineCore {
             && tx_idle
     }
 
-    /// Hand the engine's events to the handles. Returns whether there were
-    /// any.
-    pub fn deliver_events(&mut self, now: Instant) -> bool {
-        self.deliver_counted(now) > 0
-    }
-
-    /// [`deliver_events`](Self::deliver_events), returning how many events
-    /// there were.
-    pub fn deliver_counted(&mut self, now: Instant) -> usize {
+    /// Hand the engine's events to the handles. Returns how many there
+    /// were.
+    pub fn deliver_events(&mut self, now: Instant) -> usize {
         let mut any = 0;
         while let Some(ev) = self.endpoint.poll_event() {
             any += 1;
@@ -375,6 +369,13 @@ struct Shared {
     batching: bool,
 }
 
+impl Shared {
+    /// Everything taken from the engine has been sent.
+    fn tx_idle(&self) -> bool {
+        self.tx_sent == self.tx.len()
+    }
+}
+
 impl Direct {
     fn now(&self) -> Instant {
         let d = self.start.elapsed();
@@ -407,7 +408,7 @@ impl Direct {
         // the driver task sends the rest with its own waker.
         let mut cx = Context::from_waker(Waker::noop());
         let drained = match flush(&mut st, &*self.dp, &mut cx, now) {
-            Ok(_) => st.tx_sent == st.tx.len(),
+            Ok(_) => st.tx_idle(),
             Err(_) => false, // the driver task meets the error and shuts down
         };
         st.core.deliver_events(now);
@@ -538,10 +539,10 @@ impl Driver {
             }
 
             // 5. events
-            let delivered = st.core.deliver_counted(now);
+            let delivered = st.core.deliver_events(now);
             progress |= delivered > 0;
 
-            let tx_idle = st.tx_sent == st.tx.len();
+            let tx_idle = st.tx_idle();
             if st.core.finished(now, tx_idle) {
                 return Poll::Ready(());
             }
@@ -557,7 +558,7 @@ impl Driver {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                if self.busy_poll.is_none() && cmds_idle && recv_idle && st.tx_sent == st.tx.len() {
+                if self.busy_poll.is_none() && cmds_idle && recv_idle && tx_idle {
                     // Nothing is left that would not wake us by itself (a
                     // command, a packet, room to send, the timer; and the
                     // task's own work through `Direct` wakes us if it must):
@@ -671,7 +672,7 @@ fn flush(
 ) -> std::io::Result<bool> {
     let mut sent_any = false;
     for _ in 0..8 {
-        if st.tx_sent == st.tx.len() {
+        if st.tx_idle() {
             st.tx.clear();
             st.tx_sent = 0;
             while st.tx.len() < SEND_BATCH {

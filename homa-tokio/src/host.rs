@@ -183,7 +183,7 @@ impl EngineHost {
             self.core.endpoint.handle_timeout(now);
             progress = true;
         }
-        progress |= self.core.deliver_events(now);
+        progress |= self.core.deliver_events(now) > 0;
         progress
     }
 
