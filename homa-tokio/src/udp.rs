@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use homa_core::Transmit;
 use nix::errno::Errno;
+use nix::libc;
 use nix::sys::socket::{
     recvmmsg, recvmsg, sendmmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned,
     MsgFlags, MultiHeaders, SockaddrStorage,
@@ -68,6 +69,25 @@ pub struct UdpConfig {
     /// at `net.core.{r,w}mem_max` unless the process has CAP_NET_ADMIN, in
     /// which case they are forced past it. Default 16 MiB.
     pub socket_buffer: usize,
+    /// A second receive queue for Homa's high priorities: packets sent at
+    /// this priority or above (their DSCP, see [`UdpDatapath`]) land in a
+    /// second socket on the same port, which is read before the first.
+    /// Default `Some(5)`: with homa-core's default cutoffs, control packets
+    /// (GRANT, RESEND, BUSY, ACK: priority 7) and messages of up to 15,000
+    /// bytes (5–7), while the unscheduled bytes of longer messages (4) and
+    /// all granted bytes (0–3) stay in the first.
+    ///
+    /// A kernel socket's receive queue is first-in first-out: without this,
+    /// a short request waits behind every bulk packet that arrived before it
+    /// (on loopback, up to `max_incoming` bytes of 64 KB packets, hundreds
+    /// of microseconds of copying). The two sockets share the port with
+    /// `SO_REUSEPORT`, and a classic BPF program attached to the group
+    /// steers each datagram by the priority in its IP header, so peers see
+    /// one address and need nothing. `None`, or a kernel that refuses the
+    /// program, gives one socket. Another process of the same user could
+    /// bind the same port with `SO_REUSEPORT` too; the program never steers
+    /// packets to it.
+    pub fast_queue_priority: Option<u8>,
 }
 
 impl Default for UdpConfig {
@@ -79,6 +99,7 @@ impl Default for UdpConfig {
             gro: true,
             report_unreachable: true,
             socket_buffer: 16 << 20,
+            fast_queue_priority: Some(5),
         }
     }
 }
@@ -143,6 +164,36 @@ pub struct UdpDatapath {
     gro: bool,
     ipv4: bool,
     recv: Mutex<RecvState>,
+    /// The high-priority receive queue (`UdpConfig::fast_queue_priority`).
+    fast: Option<FastQueue>,
+}
+
+/// The second socket of a [`UdpDatapath`]: it only receives.
+#[derive(Debug)]
+struct FastQueue {
+    socket: AsyncFd<std::net::UdpSocket>,
+    recv: Mutex<RecvState>,
+    /// `try_recv` calls so far (see there).
+    spins: std::sync::atomic::AtomicU32,
+}
+
+/// Which receive queue to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Fast,
+    Main,
+}
+
+impl RecvState {
+    fn new(buf_len: usize) -> Self {
+        RecvState {
+            // One allocation each (zeroed pages come lazily from the
+            // kernel), not one buffer cloned 31 times.
+            bufs: (0..BATCH).map(|_| vec![0; buf_len]).collect(),
+            batch: MIN_RECV_BATCH,
+            unreachable: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -200,6 +251,106 @@ fn gso_supported(local: &SocketAddr) -> bool {
     setsockopt(&probe, sockopt::UdpGsoSegment, &1200).is_ok()
 }
 
+/// A nonblocking UDP socket for `addr` with the configured buffers, bound
+/// (with `SO_REUSEPORT` first if `reuse_port`).
+fn new_socket(
+    addr: SocketAddr,
+    config: &UdpConfig,
+    reuse_port: bool,
+) -> io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    set_buffers(&socket, config.socket_buffer);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+/// The main socket and the fast queue's, both bound to one port, with the
+/// steering program attached (see [`UdpConfig::fast_queue_priority`]).
+fn bind_pair(
+    addr: SocketAddr,
+    config: &UdpConfig,
+    priority: u8,
+) -> io::Result<(socket2::Socket, socket2::Socket)> {
+    // SO_REUSEPORT would let our sockets join another process's group on
+    // the same port (same user), where they would receive nothing: so first
+    // take the port alone, as a plain bind would (the error if it is in
+    // use, the kernel's pick for port 0), and only then share it between
+    // our two sockets.
+    let local = {
+        let probe = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        if addr.is_ipv6() {
+            probe.set_only_v6(true)?;
+        }
+        probe.bind(&addr.into())?;
+        probe
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("not an IP socket"))?
+    };
+    let main = new_socket(local, config, true)?;
+    // Joins the group second: index 1.
+    let fast = new_socket(local, config, true)?;
+    let program = steering_program(local.is_ipv4(), priority);
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        // The kernel copies the program during the call; it only reads it.
+        filter: program.as_ptr().cast_mut(),
+    };
+    setsockopt(&main, sockopt::AttachReusePortCbpf, &prog)?;
+    Ok((main, fast))
+}
+
+/// A classic BPF program for the reuseport group of [`bind_pair`]: the index
+/// of the socket (0 main, 1 fast) for a datagram, from the Homa priority in
+/// its IP header (the sender maps priority `p` to TOS `p << 5`). The
+/// kernel runs it with the packet's data at the UDP payload; the
+/// `SKF_NET_OFF` offsets reach back to the IP header.
+fn steering_program(ipv4: bool, priority: u8) -> Vec<libc::sock_filter> {
+    const fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+        libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        }
+    }
+    let net = libc::SKF_NET_OFF as u32;
+    let ld_b = libc::BPF_LD | libc::BPF_B | libc::BPF_ABS;
+    let rsh = libc::BPF_ALU | libc::BPF_RSH | libc::BPF_K;
+    let and = libc::BPF_ALU | libc::BPF_AND | libc::BPF_K;
+    let jge = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    let mut p = if ipv4 {
+        // The TOS byte; its top three bits are the priority.
+        vec![op(ld_b, 0, 0, net.wrapping_add(1)), op(rsh, 0, 0, 5)]
+    } else {
+        // The traffic class straddles the first two bytes: its top three
+        // bits are bits 3..1 of the first.
+        vec![op(ld_b, 0, 0, net), op(and, 0, 0, 0x0f), op(rsh, 0, 0, 1)]
+    };
+    p.extend([
+        op(jge, 0, 1, u32::from(priority.min(7))),
+        op(ret, 0, 0, 1),
+        op(ret, 0, 0, 0),
+    ]);
+    p
+}
+
 impl UdpDatapath {
     /// Bind a UDP socket at `addr` (port 0: the kernel picks one). Must be
     /// called inside a tokio runtime.
@@ -214,17 +365,16 @@ impl UdpDatapath {
                 "max_packet_size must be in 64..=65507",
             ));
         }
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
-        if addr.is_ipv6() {
-            socket.set_only_v6(true)?;
-        }
-        set_buffers(&socket, config.socket_buffer);
-        socket.set_nonblocking(true)?;
-        socket.bind(&addr.into())?;
+        let (socket, fast) = match config.fast_queue_priority {
+            Some(p) => match bind_pair(addr, config, p) {
+                Ok((main, fast)) => (main, Some(fast)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no second receive queue; one socket");
+                    (new_socket(addr, config, false)?, None)
+                }
+            },
+            None => (new_socket(addr, config, false)?, None),
+        };
         let local = socket
             .local_addr()?
             .as_socket()
@@ -238,6 +388,28 @@ impl UdpDatapath {
             };
         }
         let gro = config.gro && setsockopt(&socket, sockopt::UdpGroSegment, &true).is_ok();
+        let fast = match fast {
+            Some(f) => {
+                // The fast queue must split what GRO coalesces exactly as
+                // the main one does. If it cannot, closing it leaves the
+                // group to the main socket, which then gets everything.
+                if gro != (config.gro && setsockopt(&f, sockopt::UdpGroSegment, &true).is_ok()) {
+                    tracing::debug!("UDP GRO on one receive queue only; one socket");
+                    None
+                } else {
+                    Some(FastQueue {
+                        socket: register(std::net::UdpSocket::from(f), Interest::READABLE)?,
+                        recv: Mutex::new(RecvState::new(if gro {
+                            MAX_DATAGRAM
+                        } else {
+                            config.max_packet_size
+                        })),
+                        spins: std::sync::atomic::AtomicU32::new(0),
+                    })
+                }
+            }
+            None => None,
+        };
         let gso = config.gso && gso_supported(&local);
         let socket = register(std::net::UdpSocket::from(socket), Interest::READABLE)?;
         let link_rate_bps = config.link_rate_bps.unwrap_or(if local.ip().is_loopback() {
@@ -250,7 +422,7 @@ impl UdpDatapath {
         } else {
             config.max_packet_size
         };
-        tracing::debug!(%local, gso, gro, "UDP datapath bound");
+        tracing::debug!(%local, gso, gro, fast_queue = fast.is_some(), "UDP datapath bound");
         Ok(UdpDatapath {
             socket,
             writer: Mutex::new(Writer::default()),
@@ -261,14 +433,46 @@ impl UdpDatapath {
             gso: AtomicBool::new(gso),
             gro,
             ipv4: local.is_ipv4(),
-            recv: Mutex::new(RecvState {
-                // One allocation each (zeroed pages come lazily from the
-                // kernel), not one buffer cloned 31 times.
-                bufs: (0..BATCH).map(|_| vec![0; buf_len]).collect(),
-                batch: MIN_RECV_BATCH,
-                unreachable: Vec::new(),
-            }),
+            recv: Mutex::new(RecvState::new(buf_len)),
+            fast,
         })
+    }
+
+    /// Whether high-priority packets arrive on a second socket
+    /// ([`UdpConfig::fast_queue_priority`]; off if the kernel refused it).
+    pub fn fast_queue_enabled(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// Read one batch from `queue` if it has any; if not, register the
+    /// task's waker with it.
+    fn poll_queue(
+        &self,
+        socket: &AsyncFd<std::net::UdpSocket>,
+        queue: Queue,
+        cx: &mut Context<'_>,
+        out: &mut Vec<Incoming>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let mut guard = std::task::ready!(socket.poll_read_ready(cx))?;
+            match self.recv_batch(queue, out) {
+                Ok((n, drained)) => {
+                    if drained {
+                        // The batch left the socket empty: the next datagram
+                        // is a new edge, so clear the readiness now instead
+                        // of paying for a `recvmmsg` that would only say
+                        // `EAGAIN` (as tokio does for a short TCP read).
+                        // Readiness that arrived since `poll_read_ready` is
+                        // kept, so no wake-up is lost.
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
     }
 
     /// Whether sends use UDP GSO (probed at bind; turned off if the kernel
@@ -294,22 +498,27 @@ impl UdpDatapath {
     /// the queue runs dry (or on an error, which the kernel reports with a
     /// fresh wake-up), so fewer datagrams than asked for means there is
     /// nothing left to read.
-    fn recv_batch(&self, out: &mut Vec<Incoming>) -> io::Result<(usize, bool)> {
+    fn recv_batch(&self, queue: Queue, out: &mut Vec<Incoming>) -> io::Result<(usize, bool)> {
+        let (socket, recv) = match (queue, &self.fast) {
+            (Queue::Fast, Some(fast)) => (&fast.socket, &fast.recv),
+            _ => (&self.socket, &self.recv),
+        };
         // The stack arrays below are sized at compile time, so that a
         // two-datagram call does not set up thirty-two.
-        let mut st = self.recv.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = recv.lock().unwrap_or_else(|e| e.into_inner());
         if st.batch <= MIN_RECV_BATCH {
-            self.recv_up_to::<MIN_RECV_BATCH>(&mut st, out)
+            self.recv_up_to::<MIN_RECV_BATCH>(socket, &mut st, out)
         } else if st.batch <= 8 {
-            self.recv_up_to::<8>(&mut st, out)
+            self.recv_up_to::<8>(socket, &mut st, out)
         } else {
-            self.recv_up_to::<BATCH>(&mut st, out)
+            self.recv_up_to::<BATCH>(socket, &mut st, out)
         }
     }
 
     /// [`recv_batch`](Self::recv_batch) for at most `N` datagrams.
     fn recv_up_to<const N: usize>(
         &self,
+        socket: &AsyncFd<std::net::UdpSocket>,
         st: &mut RecvState,
         out: &mut Vec<Incoming>,
     ) -> io::Result<(usize, bool)> {
@@ -334,7 +543,7 @@ impl UdpDatapath {
                 )]
             });
             recvmmsg(
-                self.socket.get_ref().as_raw_fd(),
+                socket.get_ref().as_raw_fd(),
                 &mut headers,
                 iovs.iter_mut(),
                 MsgFlags::MSG_DONTWAIT,
@@ -674,25 +883,41 @@ impl Datapath for UdpDatapath {
                 return Poll::Ready(Ok(n));
             }
         }
-        loop {
-            let mut guard = std::task::ready!(self.socket.poll_read_ready(cx))?;
-            match self.recv_batch(out) {
-                Ok((n, drained)) => {
-                    if drained {
-                        // The batch left the socket empty: the next datagram
-                        // is a new edge, so clear the readiness now instead
-                        // of paying for a `recvmmsg` that would only say
-                        // `EAGAIN` (as tokio does for a short TCP read).
-                        // Readiness that arrived since `poll_read_ready` is
-                        // kept, so no wake-up is lost.
-                        guard.clear_ready();
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Poll::Ready(Err(e)),
+        // The fast queue first: whatever is there was sent at a higher
+        // priority than anything in the main one. Polling it also registers
+        // our waker with it, so a packet there wakes us like one here.
+        let Some(fast) = &self.fast else {
+            return self.poll_queue(&self.socket, Queue::Main, cx, out);
+        };
+        if let Poll::Ready(r) = self.poll_queue(&fast.socket, Queue::Fast, cx, out) {
+            return Poll::Ready(r);
+        }
+        // The fast queue's readiness comes from the reactor, which a busy
+        // current-thread runtime polls only every few dozen task polls: a
+        // packet may be waiting there although the readiness says not. So
+        // whenever the main queue gives a batch (up to two megabytes of
+        // copying on loopback, during which more short packets arrive), look
+        // at the fast one directly too, and put what it has first. When the
+        // main queue is empty this costs nothing.
+        let before = out.len();
+        let r = std::task::ready!(self.poll_queue(&self.socket, Queue::Main, cx, out));
+        let main = r?;
+        match self.recv_batch(Queue::Fast, out) {
+            Ok((n, _)) => {
+                out[before..].rotate_right(n);
+                Poll::Ready(Ok(main + n))
             }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Poll::Ready(Ok(main))
+            }
+            // The main queue's batch is handed out; the error comes back
+            // on the next call.
+            Err(_) => Poll::Ready(Ok(main)),
         }
     }
 
@@ -700,12 +925,30 @@ impl Datapath for UdpDatapath {
         // Busy polling calls this in a loop; a quiet socket costs one
         // `recvmmsg` of a few headers (the batch shrinks when calls come
         // back short), and a packet is read by the same call that finds it.
-        match self.recv_batch(out) {
-            Ok((n, _)) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-            Err(e) => Err(e),
+        //
+        // With a fast queue, the main one is looked at every fourth call
+        // only: it holds the low priorities, for which a few microseconds
+        // more matter little, and the spin's reaction to a short message
+        // is one `recvmmsg` instead of two.
+        let queues: &[Queue] = match &self.fast {
+            None => &[Queue::Main],
+            Some(f) if f.spins.fetch_add(1, Ordering::Relaxed) % 4 == 0 => {
+                &[Queue::Fast, Queue::Main]
+            }
+            Some(_) => &[Queue::Fast],
+        };
+        for &q in queues {
+            match self.recv_batch(q, out) {
+                Ok((n, _)) => return Ok(n),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(0)
     }
 
     fn poll_send(&self, cx: &mut Context<'_>, transmits: &[Transmit]) -> Poll<io::Result<usize>> {
@@ -763,7 +1006,6 @@ impl Datapath for UdpDatapath {
             guard.clear_ready();
         }
     }
-
     fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.local)
     }
@@ -841,5 +1083,85 @@ mod tests {
             assert_eq!(*from, a.local_addr().unwrap());
             assert_eq!(&data[..], &t.to_vec()[..]);
         }
+    }
+
+    /// Send `payload` to `to` from `from` with the TOS / traffic class of
+    /// Homa priority `priority`.
+    fn send_at(from: &socket2::Socket, to: SocketAddr, priority: u8, payload: &[u8]) {
+        if to.is_ipv4() {
+            from.set_tos_v4(u32::from(tos(priority))).unwrap();
+        } else {
+            from.set_tclass_v6(u32::from(tos(priority))).unwrap();
+        }
+        from.send_to(payload, &to.into()).unwrap();
+    }
+
+    fn payloads(got: &[Incoming]) -> Vec<Vec<u8>> {
+        got.iter()
+            .map(|g| match g {
+                Incoming::Packet { data, .. } => data.to_vec(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    async fn steers_by_priority(local: &str) {
+        let Ok(dp) = UdpDatapath::bind(local.parse().unwrap(), &UdpConfig::default()) else {
+            eprintln!("cannot bind {local}: skipped");
+            return;
+        };
+        assert!(dp.fast_queue_enabled());
+        let to = dp.local_addr().unwrap();
+        let tx = socket2::Socket::new(socket2::Domain::for_address(to), socket2::Type::DGRAM, None)
+            .unwrap();
+        // Bulk first, then the short ones: a single FIFO queue would hand
+        // them out in this order.
+        for p in 0..=4 {
+            send_at(&tx, to, p, &[p; 3000]);
+        }
+        for p in 5..=7 {
+            send_at(&tx, to, p, &[p; 10]);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut got = Vec::new();
+        futures::future::poll_fn(|cx| dp.poll_recv(cx, &mut got))
+            .await
+            .unwrap();
+        while got.len() < 8 {
+            futures::future::poll_fn(|cx| dp.poll_recv(cx, &mut got))
+                .await
+                .unwrap();
+        }
+        let firsts: Vec<u8> = payloads(&got).iter().map(|p| p[0]).collect();
+        assert_eq!(firsts, [5, 6, 7, 0, 1, 2, 3, 4], "priorities 5..7 first");
+    }
+
+    #[tokio::test]
+    async fn high_priorities_are_read_first_ipv4() {
+        steers_by_priority("127.0.0.1:0").await;
+    }
+
+    #[tokio::test]
+    async fn high_priorities_are_read_first_ipv6() {
+        steers_by_priority("[::1]:0").await;
+    }
+
+    #[tokio::test]
+    async fn one_queue_when_asked() {
+        let config = UdpConfig {
+            fast_queue_priority: None,
+            ..UdpConfig::default()
+        };
+        let dp = UdpDatapath::bind("127.0.0.1:0".parse().unwrap(), &config).unwrap();
+        assert!(!dp.fast_queue_enabled());
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_is_refused_not_shared() {
+        let a = UdpDatapath::bind("127.0.0.1:0".parse().unwrap(), &UdpConfig::default()).unwrap();
+        // Another endpoint on the same port would have joined the first's
+        // SO_REUSEPORT group and received nothing.
+        let err = UdpDatapath::bind(a.local_addr().unwrap(), &UdpConfig::default()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     }
 }
