@@ -380,12 +380,17 @@ impl UdpDatapath {
             .as_socket()
             .ok_or_else(|| io::Error::other("not an IP socket"))?;
         if config.report_unreachable {
-            // Best effort: without it, RPCs to a closed port time out.
-            let _ = if local.is_ipv4() {
-                setsockopt(&socket, sockopt::Ipv4RecvErr, &true)
-            } else {
-                setsockopt(&socket, sockopt::Ipv6RecvErr, &true)
-            };
+            // Best effort: without it, RPCs to a closed port time out. On
+            // both sockets: the kernel files an ICMP error with whichever
+            // socket of the port's group its lookup picks (by hash, not by
+            // our program), so half of them reach the fast queue.
+            for s in std::iter::once(&socket).chain(&fast) {
+                let _ = if local.is_ipv4() {
+                    setsockopt(s, sockopt::Ipv4RecvErr, &true)
+                } else {
+                    setsockopt(s, sockopt::Ipv6RecvErr, &true)
+                };
+            }
         }
         let gro = config.gro && setsockopt(&socket, sockopt::UdpGroSegment, &true).is_ok();
         let fast = match fast {
@@ -579,7 +584,7 @@ impl UdpDatapath {
             Err(Errno::ECONNREFUSED | Errno::EHOSTUNREACH | Errno::ENETUNREACH) => {
                 // IP_RECVERR: an ICMP error is pending; learn for which
                 // destination from the error queue.
-                let dests = self.drain_error_queue();
+                let dests = self.drain_error_queue(socket.get_ref());
                 out.extend(
                     dests
                         .into_iter()
@@ -630,14 +635,14 @@ impl UdpDatapath {
 
     /// Read the socket's error queue (IP_RECVERR) until it is empty: the
     /// destinations whose packets bounced.
-    fn drain_error_queue(&self) -> Vec<SocketAddr> {
+    fn drain_error_queue(&self, socket: &impl AsRawFd) -> Vec<SocketAddr> {
         let mut dests = Vec::new();
         let mut buf = [0u8; 64];
         let mut cmsg = nix::cmsg_space!(libc_sock_extended_err, libc_sockaddr_in6);
         for _ in 0..64 {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match recvmsg::<SockaddrStorage>(
-                self.socket.get_ref().as_raw_fd(),
+                socket.as_raw_fd(),
                 &mut iov,
                 Some(&mut cmsg),
                 MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
@@ -697,7 +702,7 @@ impl UdpDatapath {
                     // A pending ICMP error (IP_RECVERR) was reported on this
                     // send instead of the packet going out; remember where
                     // packets bounced and try again.
-                    let dests = self.drain_error_queue();
+                    let dests = self.drain_error_queue(self.socket.get_ref());
                     self.recv
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -883,12 +888,37 @@ impl Datapath for UdpDatapath {
                 return Poll::Ready(Ok(n));
             }
         }
-        // The fast queue first: whatever is there was sent at a higher
-        // priority than anything in the main one. Polling it also registers
-        // our waker with it, so a packet there wakes us like one here.
+        // ICMP errors (IP_RECVERR): an error alone does not make a socket
+        // readable (tokio wakes readers for data only), and the next send
+        // that would report it may never come. So look at each socket's
+        // error readiness here, which costs no system call while it is
+        // clear; the driver polls at least every engine tick while RPCs are
+        // active. With a fast queue the kernel files each error with
+        // whichever socket of the port its lookup hashes to.
+        for socket in std::iter::once(&self.socket).chain(self.fast.as_ref().map(|f| &f.socket)) {
+            if let Ok(dests) = socket.try_io(Interest::ERROR, |s| {
+                let dests = self.drain_error_queue(s);
+                if dests.is_empty() {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(dests)
+                }
+            }) {
+                let n = dests.len();
+                out.extend(
+                    dests
+                        .into_iter()
+                        .map(|destination| Incoming::Unreachable { destination }),
+                );
+                return Poll::Ready(Ok(n));
+            }
+        }
         let Some(fast) = &self.fast else {
             return self.poll_queue(&self.socket, Queue::Main, cx, out);
         };
+        // The fast queue first: whatever is there was sent at a higher
+        // priority than anything in the main one. Polling it also registers
+        // our waker with it, so a packet there wakes us like one here.
         if let Poll::Ready(r) = self.poll_queue(&fast.socket, Queue::Fast, cx, out) {
             return Poll::Ready(r);
         }
@@ -1144,6 +1174,64 @@ mod tests {
     #[tokio::test]
     async fn high_priorities_are_read_first_ipv6() {
         steers_by_priority("[::1]:0").await;
+    }
+
+    #[tokio::test]
+    async fn unreachable_is_reported_whichever_socket_the_error_reaches() {
+        // The kernel files each ICMP error with one socket of the port's
+        // group, chosen by a hash of the addresses: with eight dead ports,
+        // the chance that none of their errors reaches the fast socket is
+        // 1 in 256.
+        let dp = UdpDatapath::bind("127.0.0.1:0".parse().unwrap(), &UdpConfig::default()).unwrap();
+        assert!(dp.fast_queue_enabled());
+        // Free ports a server could have (Homa servers use ports below the
+        // ephemeral range).
+        let dead: Vec<SocketAddr> = (20_000..30_000u16)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .filter(|a| std::net::UdpSocket::bind(a).is_ok())
+            .take(8)
+            .collect();
+        let mut engine =
+            homa_core::Endpoint::new(homa_core::Config::default(), dp.local_addr().unwrap())
+                .unwrap();
+        let mut ts = Vec::new();
+        for d in &dead {
+            engine
+                .send_request(homa_core::Instant::ZERO, *d, Bytes::from_static(b"anyone?"))
+                .unwrap();
+        }
+        while let Some(t) = engine.poll_transmit(homa_core::Instant::ZERO) {
+            ts.push(t);
+        }
+        let mut reported = std::collections::HashSet::new();
+        for t in &ts {
+            // One at a time: a send can meet the error of the one before.
+            futures::future::poll_fn(|cx| dp.poll_send(cx, std::slice::from_ref(t)))
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        for _ in 0..200 {
+            let mut got = Vec::new();
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_millis(10),
+                futures::future::poll_fn(|cx| dp.poll_recv(cx, &mut got)),
+            )
+            .await;
+            for g in got {
+                if let Incoming::Unreachable { destination } = g {
+                    reported.insert(destination);
+                }
+            }
+            if reported.len() == dead.len() {
+                break;
+            }
+        }
+        let missing: Vec<_> = dead.iter().filter(|d| !reported.contains(d)).collect();
+        assert!(
+            missing.is_empty(),
+            "never reported unreachable: {missing:?}"
+        );
     }
 
     #[tokio::test]
