@@ -432,6 +432,9 @@ pub(crate) struct Driver {
     busy_poll: Option<Duration>,
     /// End of the current busy-poll window (reset by any progress).
     spin_until: Option<std::time::Instant>,
+    /// When the driver began reading packets without the datapath running
+    /// dry since (see the timers in `poll`).
+    rx_busy_since: Option<Instant>,
     span: tracing::Span,
 }
 
@@ -463,6 +466,7 @@ impl Driver {
             rx: Vec::new(),
             busy_poll: options.busy_poll,
             spin_until: None,
+            rx_busy_since: None,
             span,
         };
         (driver, direct)
@@ -535,9 +539,28 @@ impl Driver {
                 }
             }
 
-            // 3. timers
+            // 3. timers, once the datapath has nothing more for us. The
+            // engine judges a peer silent from the packets it has been
+            // given: packets still waiting in our own socket are not silence,
+            // and a tick run before reading them sends RESENDs for data that
+            // has arrived (seen on loopback: five RESENDs at once with 330 KB
+            // of their packets queued unread, each answered by a useless
+            // retransmission). Reading for `resend_after` without emptying
+            // the queue is overload, though, and the timers run anyway.
+            // (Counted from the first read after the queue was last empty:
+            // a stall of our own before it does not count.)
+            if recv_idle {
+                self.rx_busy_since = None;
+            } else if self.rx_busy_since.is_none() {
+                self.rx_busy_since = Some(now);
+            }
             if st.core.endpoint.poll_timeout().is_some_and(|t| t <= now) {
-                st.core.endpoint.handle_timeout(now);
+                let overloaded = self.rx_busy_since.is_some_and(|since| {
+                    now.saturating_duration_since(since) >= st.core.inner.config.resend_after
+                });
+                if recv_idle || overloaded {
+                    st.core.endpoint.handle_timeout(now);
+                }
             }
 
             // 4. transmit
