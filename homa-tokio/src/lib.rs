@@ -35,10 +35,12 @@
 //!
 //! Each endpoint is one engine owned by one driver task. Handles send it
 //! commands over a channel; results come back over oneshot channels (calls)
-//! or a queue (`recv`). On each wake-up the driver takes commands, receives a
-//! batch of packets, runs expired timers, sends what the engine emits in
-//! batches, and hands out events, with a bounded amount of work before it
-//! yields; when idle it sleeps until a packet, a command or the engine's
+//! or a queue (`recv`). On each wake-up the driver takes commands, receives
+//! batches of packets (stopping at one that completes a message, so that its
+//! task runs before more bulk data is read), runs expired timers once the
+//! datapath has nothing more to read (a peer's packets waiting in our own
+//! socket are not its silence), sends what the engine emits in batches, and
+//! hands out events, with a bounded amount of work before it yields; when idle it sleeps until a packet, a command or the engine's
 //! next deadline (deadlines under 50 µs away, which the pacer uses, are
 //! waited for by yielding, since tokio's timer counts milliseconds). The
 //! engine's clock is nanoseconds since the driver started.

@@ -134,6 +134,10 @@ fn set_buffers(socket: &socket2::Socket, size: usize) {
 /// * maps Homa priority `p` (0–7) to DSCP `8·p` (class selector CS`p`), i.e.
 ///   TOS byte `p << 5`, per packet with an `IP_TOS` control message (IPv4)
 ///   or `IPV6_TCLASS` (IPv6);
+/// * receives the high priorities on a second socket of the same port, read
+///   first ([`UdpConfig::fast_queue_priority`]): two of Homa's priority
+///   queues at the host, where a kernel socket has one first-in first-out
+///   queue;
 /// * with `IP_RECVERR`, turns ICMP unreachable errors into
 ///   [`Incoming::Unreachable`].
 ///
