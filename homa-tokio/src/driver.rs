@@ -565,8 +565,25 @@ impl Driver {
                 let overloaded = self.rx_busy_since.is_some_and(|since| {
                     now.saturating_duration_since(since) >= st.core.inner.config.resend_after
                 });
-                if recv_idle || overloaded {
+                if overloaded {
                     st.core.endpoint.handle_timeout(now);
+                } else if recv_idle {
+                    // "Empty" came from the reactor's readiness, which a
+                    // busy runtime refreshes only every few dozen task
+                    // polls: look at the datapath itself before judging
+                    // anyone silent (a W4 run had RESENDs for responses
+                    // that had sat 8 ms in our socket).
+                    self.rx.clear();
+                    match dp.try_recv(&mut self.rx) {
+                        Ok(0) => st.core.endpoint.handle_timeout(now),
+                        Ok(_) => {
+                            feed(&mut st.core, &mut self.rx, now);
+                            progress = true;
+                            recv_idle = false;
+                            self.rx_busy_since = Some(now);
+                        }
+                        Err(e) => return fail(&mut st.core, now, e),
+                    }
                 }
             }
 

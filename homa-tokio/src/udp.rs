@@ -177,8 +177,6 @@ pub struct UdpDatapath {
 struct FastQueue {
     socket: AsyncFd<std::net::UdpSocket>,
     recv: Mutex<RecvState>,
-    /// `try_recv` calls so far (see there).
-    spins: std::sync::atomic::AtomicU32,
 }
 
 /// Which receive queue to read.
@@ -413,7 +411,6 @@ impl UdpDatapath {
                         } else {
                             config.max_packet_size
                         })),
-                        spins: std::sync::atomic::AtomicU32::new(0),
                     })
                 }
             }
@@ -959,17 +956,10 @@ impl Datapath for UdpDatapath {
         // Busy polling calls this in a loop; a quiet socket costs one
         // `recvmmsg` of a few headers (the batch shrinks when calls come
         // back short), and a packet is read by the same call that finds it.
-        //
-        // With a fast queue, the main one is looked at every fourth call
-        // only: it holds the low priorities, for which a few microseconds
-        // more matter little, and the spin's reaction to a short message
-        // is one `recvmmsg` instead of two.
-        let queues: &[Queue] = match &self.fast {
-            None => &[Queue::Main],
-            Some(f) if f.spins.fetch_add(1, Ordering::Relaxed) % 4 == 0 => {
-                &[Queue::Fast, Queue::Main]
-            }
-            Some(_) => &[Queue::Fast],
+        let queues: &[Queue] = if self.fast.is_some() {
+            &[Queue::Fast, Queue::Main]
+        } else {
+            &[Queue::Main]
         };
         for &q in queues {
             match self.recv_batch(q, out) {

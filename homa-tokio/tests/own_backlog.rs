@@ -10,6 +10,11 @@
 //! complete without a single RESEND. (The driver used to read four batches,
 //! run the timer, find the second RPC silent and ask for the packet it was
 //! about to read.)
+//!
+//! A second datapath hides what it holds from `poll_recv` (as a socket's
+//! readiness does when the runtime has not polled its reactor lately) and
+//! gives it only to `try_recv`: the driver must look there before its timer
+//! judges anyone silent.
 
 use std::collections::VecDeque;
 use std::io;
@@ -29,16 +34,28 @@ struct Wire {
     sent: Vec<Transmit>,
 }
 
-/// One packet per `poll_recv`; sends are recorded.
+/// One packet per `poll_recv`; sends are recorded. With `stale`,
+/// `poll_recv` finds nothing once packets start arriving (stale readiness)
+/// and only `try_recv` hands them over, one per call.
 #[derive(Debug)]
 struct Trickle {
     local: SocketAddr,
     wire: Mutex<Wire>,
+    stale: bool,
 }
 
 impl Datapath for Trickle {
+    fn try_recv(&self, out: &mut Vec<Incoming>) -> io::Result<usize> {
+        let mut w = self.wire.lock().unwrap();
+        Ok(w.inbox.pop_front().map(|p| out.push(p)).map_or(0, |()| 1))
+    }
+
     fn poll_recv(&self, cx: &mut Context<'_>, out: &mut Vec<Incoming>) -> Poll<io::Result<usize>> {
         let mut w = self.wire.lock().unwrap();
+        if self.stale {
+            w.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
         match w.inbox.pop_front() {
             Some(p) => {
                 out.push(p);
@@ -75,11 +92,21 @@ impl Datapath for Trickle {
 
 #[tokio::test(flavor = "current_thread")]
 async fn packets_queued_in_our_datapath_are_not_silence() {
+    two_responses_after_a_stall(false).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn packets_hidden_by_stale_readiness_are_not_silence() {
+    two_responses_after_a_stall(true).await;
+}
+
+async fn two_responses_after_a_stall(stale: bool) {
     let client_addr: SocketAddr = "10.0.0.1:1000".parse().unwrap();
     let server_addr: SocketAddr = "10.0.0.2:2000".parse().unwrap();
     let dp = Arc::new(Trickle {
         local: client_addr,
         wire: Mutex::new(Wire::default()),
+        stale,
     });
     let config = SocketConfig::default();
     let resend_after = config.engine.resend_after;
@@ -154,7 +181,11 @@ async fn packets_queued_in_our_datapath_are_not_silence() {
     std::thread::sleep(resend_after + Duration::from_millis(2));
 
     for (call, body) in calls.into_iter().zip(&bodies) {
-        assert_eq!(&call.await.unwrap().unwrap(), body);
+        let got = call
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("RPC failed ({e}): its response was never read"));
+        assert_eq!(&got, body);
     }
     let m = client.metrics().await.unwrap();
     assert_eq!(
