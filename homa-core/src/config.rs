@@ -95,6 +95,11 @@ pub struct Config {
     pub tick: Duration,
     /// A receiver that hears nothing for this long asks for the missing data
     /// with RESEND, and repeats every `resend_interval`. Default 5 ms.
+    ///
+    /// Silence (here and for [`timeout`](Self::timeout)) is counted in
+    /// ticks, as Linux counts `silent_ticks`: a tick that runs late, because
+    /// our own process or machine stalled, counts as one tick, so a stall is
+    /// not taken for the peer's silence.
     pub resend_after: Duration,
     /// See [`resend_after`](Self::resend_after). Default 5 ms.
     pub resend_interval: Duration,

@@ -548,8 +548,8 @@ impl Endpoint {
         if self.pacer_wakeup.is_some_and(|t| t <= now) {
             self.pacer_wakeup = None;
         }
-        if self.next_tick.is_some_and(|t| t <= now) {
-            self.tick(now);
+        if let Some(due) = self.next_tick.filter(|&t| t <= now) {
+            self.tick(now, now - due);
             self.next_tick = self.has_state().then(|| now + self.config.tick);
         }
         if self.grants_dirty {

@@ -33,7 +33,14 @@ enum Action {
 }
 
 impl Endpoint {
-    pub(crate) fn tick(&mut self, now: Instant) {
+    /// One tick, `late` after it was due. Silence is counted in ticks, as
+    /// Linux counts `silent_ticks`, not in wall time: a tick that runs late
+    /// (our process, or the whole machine, stalled; or the driver was busy
+    /// reading) counts as one tick, so the time it was late is taken off
+    /// every RPC's silence. Otherwise a stall longer than `resend_after`
+    /// turns into RESENDs for everything in flight at once, each answered
+    /// by a retransmission, on top of the backlog the stall left.
+    pub(crate) fn tick(&mut self, now: Instant, late: std::time::Duration) {
         let resend_after = self.config.resend_after;
         let resend_interval = self.config.resend_interval;
         let timeout = self.config.timeout;
@@ -45,6 +52,16 @@ impl Endpoint {
             let Some(r) = self.rpcs[i].as_mut() else {
                 continue;
             };
+            if !late.is_zero() {
+                // `probes_since` moves with `last_heard`, so that a shift is
+                // not mistaken for hearing from the peer.
+                let keep = r.probes_since == r.last_heard;
+                r.last_heard = (r.last_heard + late).min(now);
+                r.last_resend = (r.last_resend + late).min(now);
+                if keep {
+                    r.probes_since = r.last_heard;
+                }
+            }
             if r.inm.as_ref().is_some_and(|m| m.received >= m.granted) {
                 // Everything we granted has arrived: the sender is silent
                 // because we have not granted more, which is not its fault

@@ -644,6 +644,41 @@ fn a_response_waiting_for_grants_is_not_dropped() {
 }
 
 #[test]
+fn a_stall_of_our_own_does_not_count_as_silence() {
+    // The client's process is descheduled for longer than `resend_after`
+    // while its RPC waits for the response; the response has not come (the
+    // server is still working on it). The first tick after the stall runs
+    // late: it counts as one tick of silence, as Linux counts silent ticks,
+    // so it sends no RESEND (a stall of the whole machine would otherwise
+    // turn into a RESEND for everything in flight).
+    let mut p = Pair::new(Config::default());
+    p.call(Bytes::from_static(b"ping"));
+    p.run_until(Duration::from_micros(100), |p| !p.server_events.is_empty());
+    assert_eq!(p.server_events.len(), 1, "the request arrived");
+    while p.step() {}
+    let stalled = p.now + Config::default().resend_after + Duration::from_millis(3);
+    p.client.handle_timeout(stalled);
+    let mut resends = 0;
+    while let Some(t) = p.client.poll_transmit(stalled) {
+        if t.packet_type() == homa_core::wire::PacketType::Resend {
+            resends += 1;
+        }
+    }
+    assert_eq!(resends, 0, "a RESEND for our own stall");
+    assert_eq!(p.client.metrics().resends_sent, 0);
+    // Real silence still counts: ticks on time, and the RESEND follows.
+    let mut now = stalled;
+    for _ in 0..8 {
+        now += Config::default().tick;
+        p.client.handle_timeout(now);
+    }
+    assert!(
+        p.client.metrics().resends_sent > 0,
+        "no RESEND for real silence"
+    );
+}
+
+#[test]
 fn our_own_stall_is_not_the_peers_silence() {
     // The client's process is descheduled for longer than the timeout while
     // the response waits in its socket, and its timer happens to run before
