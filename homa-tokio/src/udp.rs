@@ -253,13 +253,8 @@ fn gso_supported(local: &SocketAddr) -> bool {
     setsockopt(&probe, sockopt::UdpGsoSegment, &1200).is_ok()
 }
 
-/// A nonblocking UDP socket for `addr` with the configured buffers, bound
-/// (with `SO_REUSEPORT` first if `reuse_port`).
-fn new_socket(
-    addr: SocketAddr,
-    config: &UdpConfig,
-    reuse_port: bool,
-) -> io::Result<socket2::Socket> {
+/// An unbound UDP socket of `addr`'s family (IPv6 sockets take IPv6 only).
+fn udp_socket(addr: SocketAddr) -> io::Result<socket2::Socket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
@@ -268,6 +263,25 @@ fn new_socket(
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
+    Ok(socket)
+}
+
+/// The address a bound socket got.
+fn bound_addr(socket: &socket2::Socket) -> io::Result<SocketAddr> {
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("not an IP socket"))
+}
+
+/// A nonblocking UDP socket for `addr` with the configured buffers, bound
+/// (with `SO_REUSEPORT` first if `reuse_port`).
+fn new_socket(
+    addr: SocketAddr,
+    config: &UdpConfig,
+    reuse_port: bool,
+) -> io::Result<socket2::Socket> {
+    let socket = udp_socket(addr)?;
     if reuse_port {
         socket.set_reuse_port(true)?;
     }
@@ -290,19 +304,9 @@ fn bind_pair(
     // use, the kernel's pick for port 0), and only then share it between
     // our two sockets.
     let local = {
-        let probe = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
-        if addr.is_ipv6() {
-            probe.set_only_v6(true)?;
-        }
+        let probe = udp_socket(addr)?;
         probe.bind(&addr.into())?;
-        probe
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| io::Error::other("not an IP socket"))?
+        bound_addr(&probe)?
     };
     let main = new_socket(local, config, true)?;
     // Joins the group second: index 1.
@@ -377,10 +381,7 @@ impl UdpDatapath {
             },
             None => (new_socket(addr, config, false)?, None),
         };
-        let local = socket
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| io::Error::other("not an IP socket"))?;
+        let local = bound_addr(&socket)?;
         if config.report_unreachable {
             // Best effort: without it, RPCs to a closed port time out. On
             // both sockets: the kernel files an ICMP error with whichever
@@ -395,6 +396,11 @@ impl UdpDatapath {
             }
         }
         let gro = config.gro && setsockopt(&socket, sockopt::UdpGroSegment, &true).is_ok();
+        let buf_len = if gro {
+            MAX_DATAGRAM
+        } else {
+            config.max_packet_size
+        };
         let fast = match fast {
             Some(f) => {
                 // The fast queue must split what GRO coalesces exactly as
@@ -406,11 +412,7 @@ impl UdpDatapath {
                 } else {
                     Some(FastQueue {
                         socket: register(std::net::UdpSocket::from(f), Interest::READABLE)?,
-                        recv: Mutex::new(RecvState::new(if gro {
-                            MAX_DATAGRAM
-                        } else {
-                            config.max_packet_size
-                        })),
+                        recv: Mutex::new(RecvState::new(buf_len)),
                     })
                 }
             }
@@ -423,11 +425,6 @@ impl UdpDatapath {
         } else {
             25_000_000_000
         });
-        let buf_len = if gro {
-            MAX_DATAGRAM
-        } else {
-            config.max_packet_size
-        };
         tracing::debug!(%local, gso, gro, fast_queue = fast.is_some(), "UDP datapath bound");
         Ok(UdpDatapath {
             socket,
@@ -454,11 +451,11 @@ impl UdpDatapath {
     /// task's waker with it.
     fn poll_queue(
         &self,
-        socket: &AsyncFd<std::net::UdpSocket>,
         queue: Queue,
         cx: &mut Context<'_>,
         out: &mut Vec<Incoming>,
     ) -> Poll<io::Result<usize>> {
+        let (socket, _) = self.queue(queue);
         loop {
             let mut guard = std::task::ready!(socket.poll_read_ready(cx))?;
             match self.recv_batch(queue, out) {
@@ -504,11 +501,17 @@ impl UdpDatapath {
     /// the queue runs dry (or on an error, which the kernel reports with a
     /// fresh wake-up), so fewer datagrams than asked for means there is
     /// nothing left to read.
-    fn recv_batch(&self, queue: Queue, out: &mut Vec<Incoming>) -> io::Result<(usize, bool)> {
-        let (socket, recv) = match (queue, &self.fast) {
+    /// A receive queue's socket and state (the main one's if there is no
+    /// fast queue).
+    fn queue(&self, queue: Queue) -> (&AsyncFd<std::net::UdpSocket>, &Mutex<RecvState>) {
+        match (queue, &self.fast) {
             (Queue::Fast, Some(fast)) => (&fast.socket, &fast.recv),
             _ => (&self.socket, &self.recv),
-        };
+        }
+    }
+
+    fn recv_batch(&self, queue: Queue, out: &mut Vec<Incoming>) -> io::Result<(usize, bool)> {
+        let (socket, recv) = self.queue(queue);
         // The stack arrays below are sized at compile time, so that a
         // two-datagram call does not set up thirty-two.
         let mut st = recv.lock().unwrap_or_else(|e| e.into_inner());
@@ -914,13 +917,13 @@ impl Datapath for UdpDatapath {
                 return Poll::Ready(Ok(n));
             }
         }
-        let Some(fast) = &self.fast else {
-            return self.poll_queue(&self.socket, Queue::Main, cx, out);
-        };
+        if self.fast.is_none() {
+            return self.poll_queue(Queue::Main, cx, out);
+        }
         // The fast queue first: whatever is there was sent at a higher
         // priority than anything in the main one. Polling it also registers
         // our waker with it, so a packet there wakes us like one here.
-        if let Poll::Ready(r) = self.poll_queue(&fast.socket, Queue::Fast, cx, out) {
+        if let Poll::Ready(r) = self.poll_queue(Queue::Fast, cx, out) {
             return Poll::Ready(r);
         }
         // The fast queue's readiness comes from the reactor, which a busy
@@ -931,7 +934,7 @@ impl Datapath for UdpDatapath {
         // at the fast one directly too, and put what it has first. When the
         // main queue is empty this costs nothing.
         let before = out.len();
-        let r = std::task::ready!(self.poll_queue(&self.socket, Queue::Main, cx, out));
+        let r = std::task::ready!(self.poll_queue(Queue::Main, cx, out));
         let main = r?;
         match self.recv_batch(Queue::Fast, out) {
             Ok((n, _)) => {
