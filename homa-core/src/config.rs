@@ -51,6 +51,15 @@ pub struct Config {
     pub unsched_bytes: u32,
     /// Most messages granted at once (overcommitment). Default 8.
     pub max_overcommit: usize,
+    /// Most messages from one peer granted at once, the shortest ones
+    /// (Linux's `max_rpcs_per_peer`). A sender transmits by SRPT, so grants
+    /// to its longer messages mostly wait there, taking up slots of
+    /// `max_overcommit` that another sender could use. Linux uses 1, and the
+    /// paper's simulator schedules senders rather than messages (the
+    /// simulator's policies set 1). Default: no limit, because a peer is a
+    /// socket here, not a host, and one client socket with many RPCs in
+    /// flight (as on loopback) is common.
+    pub max_grants_per_peer: usize,
     /// Most granted-but-not-received bytes across all incoming messages.
     /// Default 400,000.
     pub max_incoming: u32,
@@ -88,6 +97,16 @@ pub struct Config {
     /// lowest-ranked message gets 0.
     /// Must be below the lowest unscheduled level. Default 3.
     pub max_sched_priority: u8,
+    /// Grant the end of a message as if it were a short one: once fewer
+    /// than this many bytes are left to grant (counted on the wire: payload,
+    /// headers and per-packet overhead), its grants carry the unscheduled
+    /// priority that [`unsched_cutoffs`](Self::unsched_cutoffs) gives a
+    /// message of the bytes left, when that is higher than its scheduled
+    /// level. A message's last round trip then does not queue behind other
+    /// messages' scheduled packets on a busy downlink. The paper's simulator
+    /// does this with RTTbytes (its `boostTailBytesPrio`); Linux does not.
+    /// Default 0 (off).
+    pub grant_tail_boost: u32,
     /// Least time between two CUTOFFS packets to the same peer. Default 1 ms.
     pub cutoffs_interval: Duration,
     /// Period of the engine's housekeeping timer (resends, timeouts, acks).
@@ -141,6 +160,7 @@ impl Default for Config {
             pacer_bypass_bytes: 1_000,
             unsched_bytes: 40_000,
             max_overcommit: 8,
+            max_grants_per_peer: usize::MAX,
             max_incoming: 400_000,
             grant_window: None,
             grant_increment: 10_000,
@@ -150,6 +170,7 @@ impl Default for Config {
             unsched_cutoffs: [0, 0, 0, 0, u32::MAX, 15_000, 2_800, 200],
             cutoff_version: 1,
             max_sched_priority: 3,
+            grant_tail_boost: 0,
             cutoffs_interval: Duration::from_millis(1),
             tick: Duration::from_millis(1),
             resend_after: Duration::from_millis(5),
@@ -180,6 +201,14 @@ impl Config {
         (self.max_packet_size.saturating_sub(DATA_HEADER_LEN)) as u32
     }
 
+    /// Bytes on the wire for `payload` bytes of DATA: full packets, each
+    /// with its header and `packet_overhead`.
+    pub fn data_wire_bytes(&self, payload: u32) -> u64 {
+        let packets = u64::from(payload.div_ceil(self.max_payload().max(1)));
+        let per_packet = (DATA_HEADER_LEN as u64) + u64::from(self.packet_overhead);
+        u64::from(payload) + packets * per_packet
+    }
+
     /// Lowest priority level used for unscheduled packets.
     pub fn min_unsched_priority(&self) -> u8 {
         self.unsched_cutoffs
@@ -208,6 +237,9 @@ impl Config {
         }
         if self.max_overcommit == 0 || self.max_overcommit > 64 {
             return err("max_overcommit", "must be in 1..=64");
+        }
+        if self.max_grants_per_peer == 0 {
+            return err("max_grants_per_peer", "must be positive");
         }
         if self.max_incoming < self.max_payload() {
             return err("max_incoming", "must hold at least one full packet");

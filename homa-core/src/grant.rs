@@ -1,20 +1,23 @@
 //! The receiver's grant scheduler.
 //!
 //! Up to `max_overcommit` incoming messages are granted at once, ranked by
-//! fewest unreceived bytes (ties to the oldest). Each gets a window of
+//! fewest unreceived bytes (ties to the oldest), at most
+//! `max_grants_per_peer` of them from one sender. Each gets a window of
 //! `max_incoming / (active + 1)` bytes beyond what it has received (Linux's
 //! dynamic window) unless a fixed window is configured, and the total of
 //! granted-but-unreceived bytes stays at or below `max_incoming`. The
 //! top-ranked message gets the highest scheduled priority, the next one level
 //! lower, and so on; with fewer grantable messages than scheduled levels,
 //! only the lowest levels are used (the last message gets level 0).
-//! `grant_fifo_percent` of the granted bytes go to the
+//! With `grant_tail_boost`, the last bytes of a message are granted at the
+//! unscheduled priority of a message that size, as the paper's simulator
+//! does. `grant_fifo_percent` of the granted bytes go to the
 //! oldest message instead, in `grant_fifo_increment` chunks, so a large
 //! message cannot starve behind a stream of smaller ones; a message that
 //! still has a chunk's worth granted and not received is passed over (its
 //! sender is busy elsewhere).
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{unsched_priority, Endpoint};
 
 impl Endpoint {
     pub(crate) fn update_grants(&mut self) {
@@ -75,6 +78,31 @@ impl Endpoint {
             }
         }
 
+        // At most `max_grants_per_peer` messages of one sender, the
+        // shortest: compact them to the front of `cands`, in rank order. Only
+        // as many as could be used are looked for (the granted ones, and
+        // enough to know how many scheduled levels go unused), so the scan of
+        // each chosen peer stays short.
+        let levels = usize::from(self.config.max_sched_priority) + 1;
+        let wanted = self.config.max_overcommit.max(levels);
+        let per_peer = self.config.max_grants_per_peer;
+        let mut chosen = 0;
+        for i in 0..cands.len() {
+            if chosen == wanted {
+                break;
+            }
+            let peer = self.rpc(cands[i]).peer_idx;
+            let same = cands[..chosen]
+                .iter()
+                .filter(|&&c| self.rpc(c).peer_idx == peer)
+                .count();
+            if same < per_peer {
+                cands[chosen] = cands[i];
+                chosen += 1;
+            }
+        }
+        cands.truncate(chosen);
+
         let active = cands.len().min(self.config.max_overcommit);
         let window = self
             .config
@@ -90,7 +118,6 @@ impl Endpoint {
         // message left would jump up to the highest level and its packets
         // would overtake those still queued, at lower levels, of a message
         // just fully granted — which then starve on a busy downlink.
-        let levels = usize::from(self.config.max_sched_priority) + 1;
         let unused = levels.saturating_sub(cands.len());
         for (rank, &idx) in cands[..active].iter().enumerate() {
             let m = self.rpc(idx).inm.as_ref().expect("incoming has inm");
@@ -111,10 +138,16 @@ impl Endpoint {
             if new < m.length && flowing && new - m.granted < step {
                 continue;
             }
-            total += new - m.granted;
-            self.grant_fifo_credit += u64::from(new - m.granted);
+            let (delta, left) = (new - m.granted, m.length - m.granted);
+            total += delta;
+            self.grant_fifo_credit += u64::from(delta);
             let below = u8::try_from(rank + unused).unwrap_or(u8::MAX);
-            let prio = self.config.max_sched_priority.saturating_sub(below);
+            let mut prio = self.config.max_sched_priority.saturating_sub(below);
+            // The message's end rides at the priority of a short message
+            // of its size (`grant_tail_boost`).
+            if self.config.data_wire_bytes(left) < u64::from(self.config.grant_tail_boost) {
+                prio = prio.max(unsched_priority(&self.config.unsched_cutoffs, left));
+            }
             self.issue_grant(idx, new, prio);
         }
         self.scratch = cands;

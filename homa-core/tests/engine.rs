@@ -547,6 +547,128 @@ fn grants_use_the_lowest_scheduled_levels() {
     );
 }
 
+/// Grants seen by the client, in order: (client RPC id, offset, priority).
+fn log_grants(p: &mut Pair) -> std::rc::Rc<std::cell::RefCell<Vec<(u64, u32, u8)>>> {
+    use homa_core::wire::Repr;
+    let seen: std::rc::Rc<std::cell::RefCell<Vec<(u64, u32, u8)>>> = Default::default();
+    let log = std::rc::Rc::clone(&seen);
+    p.filter = Box::new(move |to_server, t| {
+        if !to_server && t.packet_type() == PacketType::Grant {
+            let mut buf = Vec::new();
+            t.write_to(&mut buf);
+            if let Ok(Repr::Grant(g)) = Repr::parse(&buf) {
+                log.borrow_mut()
+                    .push((g.common.sender_id & !1, g.offset, g.priority));
+            }
+        }
+        true
+    });
+    seen
+}
+
+/// The paper's configuration: one unscheduled level (7) above seven
+/// scheduled ones, RTTbytes windows, a grant per packet.
+fn paper_like(config: Config) -> Config {
+    let mut cutoffs = [0u32; homa_core::NUM_PRIORITIES];
+    cutoffs[7] = u32::MAX;
+    Config {
+        unsched_bytes: 10_000,
+        unsched_cutoffs: cutoffs,
+        max_sched_priority: 6,
+        max_overcommit: 7,
+        grant_window: Some(10_000),
+        grant_increment: 1_400,
+        max_incoming: 1_000_000,
+        grant_fifo_percent: 0,
+        send_fifo_percent: 0,
+        ..config
+    }
+}
+
+/// With `grant_tail_boost`, the grants that cover a message's last bytes
+/// (fewer than the boost left to grant, on the wire) carry the unscheduled
+/// priority of a message that size; the others keep their scheduled level.
+/// Without it, every grant is scheduled.
+#[test]
+fn the_end_of_a_message_is_granted_at_the_unscheduled_priority() {
+    for boost in [0, 10_000] {
+        let mut p = Pair::new(paper_like(Config {
+            grant_tail_boost: boost,
+            ..Config::default()
+        }));
+        p.auto_respond = Some(Box::new(|_| Bytes::new()));
+        let seen = log_grants(&mut p);
+        let len = 40_000u32;
+        p.call(pattern(len as usize, 1));
+        assert!(p.run_until(Duration::from_secs(1), |p| p.responses() == 1));
+        let seen = seen.borrow();
+        assert!(seen.len() > 10, "{seen:?}");
+        let config = paper_like(Config::default());
+        // A grant was issued with `len - before` bytes left to grant, where
+        // `before` is the previous grant's offset (the unscheduled bytes
+        // for the first one).
+        let mut before = config.unsched_bytes.div_ceil(config.max_payload()) * config.max_payload();
+        for &(_, offset, prio) in seen.iter() {
+            let boosted = config.data_wire_bytes(len - before) < u64::from(boost);
+            if boosted {
+                assert_eq!(
+                    prio,
+                    7,
+                    "grant to {offset} with {} left: {seen:?}",
+                    len - before
+                );
+            } else {
+                assert!(
+                    prio <= 6,
+                    "grant to {offset} with {} left: {seen:?}",
+                    len - before
+                );
+            }
+            before = offset;
+        }
+        let boosted = seen.iter().filter(|g| g.2 == 7).count();
+        if boost == 0 {
+            assert_eq!(boosted, 0, "{seen:?}");
+        } else {
+            assert!(boosted >= 5, "{seen:?}");
+        }
+    }
+}
+
+/// With `max_grants_per_peer` 1, of two messages from one client only the
+/// shorter is granted until it is fully granted (as the paper's simulator
+/// and Linux do): alone on the grant list, it keeps the lowest scheduled
+/// level. Without a limit, once the longer one's first packets arrive both
+/// are on the list and the shorter one's grants move up a level.
+#[test]
+fn one_message_per_peer_is_granted_at_a_time() {
+    for per_peer in [1, usize::MAX] {
+        let mut p = Pair::new(paper_like(Config {
+            max_grants_per_peer: per_peer,
+            ..Config::default()
+        }));
+        p.auto_respond = Some(Box::new(|_| Bytes::new()));
+        let seen = log_grants(&mut p);
+        let long = p.call(pattern(80_000, 1));
+        let short = p.call(pattern(40_000, 2));
+        assert!(p.run_until(Duration::from_secs(1), |p| p.responses() == 2));
+        let seen = seen.borrow();
+        let last_short = seen.iter().rposition(|g| g.0 == short.0).unwrap();
+        let first_long = seen.iter().position(|g| g.0 == long.0).unwrap();
+        let short_levels: Vec<u8> = seen
+            .iter()
+            .filter(|g| g.0 == short.0)
+            .map(|g| g.2)
+            .collect();
+        if per_peer == 1 {
+            assert!(last_short < first_long, "{seen:?}");
+            assert!(short_levels.iter().all(|&l| l == 0), "{seen:?}");
+        } else {
+            assert!(short_levels.contains(&1), "{seen:?}");
+        }
+    }
+}
+
 /// FIFO grants go only to a message whose sender is using what it was
 /// granted. The oldest message's sender here sends nothing beyond its
 /// unscheduled bytes (as a sender busy with other messages does); FIFO
