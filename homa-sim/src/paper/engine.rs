@@ -60,6 +60,15 @@ pub struct EngineSetup {
     pub unsched_levels: u8,
     /// Messages granted at once. Paper: the number of scheduled levels.
     pub overcommit: usize,
+    /// Messages of one sender granted at once. Paper and Linux: 1 (the
+    /// paper's simulator schedules senders, each by its shortest message;
+    /// Linux's `max_rpcs_per_peer` is 1).
+    pub grants_per_peer: usize,
+    /// Once fewer than this many wire bytes of a message are left to grant,
+    /// grant them at the unscheduled priority of a message that size
+    /// (`Config::grant_tail_boost`). Paper: RTTbytes (its simulator's
+    /// `boostTailBytesPrio`); Linux: 0.
+    pub tail_boost: u32,
     /// Fixed grant window per message; `None` = the dynamic Linux window.
     pub grant_window: Option<u32>,
     /// Smallest grant step in bytes.
@@ -117,6 +126,8 @@ impl EngineSetup {
                 sched_levels,
                 unsched_levels,
                 overcommit: usize::from(sched_levels),
+                grants_per_peer: 1,
+                tail_boost: PAPER_RTT_BYTES,
                 // Each granted message may have RTTbytes outstanding; the
                 // total bound then never binds before overcommitment does.
                 grant_window: Some(PAPER_RTT_BYTES),
@@ -141,6 +152,8 @@ impl EngineSetup {
                 unsched_levels,
                 // Linux grants to up to 8 messages whatever the priority split.
                 overcommit: 8,
+                grants_per_peer: 1,
+                tail_boost: 0,
                 grant_window: None,
                 // A quarter of RTTbytes: fewer GRANTs than one per packet,
                 // small against the dynamic window.
@@ -181,6 +194,8 @@ impl EngineSetup {
         c.unsched_cutoffs = unsched_cutoffs(dist, unsched, self.unsched_levels);
         c.max_sched_priority = (NUM_PRIORITIES - usize::from(self.unsched_levels) - 1) as u8;
         c.max_overcommit = self.overcommit;
+        c.max_grants_per_peer = self.grants_per_peer;
+        c.grant_tail_boost = self.tail_boost;
         c.grant_window = self.grant_window;
         c.grant_increment = self.grant_increment;
         c.max_incoming = self.max_incoming;

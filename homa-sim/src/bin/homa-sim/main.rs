@@ -97,6 +97,14 @@ struct PaperArgs {
     /// Messages granted at once (paper: the scheduled levels).
     #[arg(long, help_heading = "Engine")]
     overcommit: Option<usize>,
+    /// Messages of one sender granted at once (paper and Linux: 1).
+    #[arg(long, help_heading = "Engine")]
+    grants_per_peer: Option<usize>,
+    /// Grant the last bytes of a message, once fewer than this many are
+    /// left to grant (on the wire), at the unscheduled priority of a
+    /// message that size (paper: 10000, RTTbytes; Linux: 0, off).
+    #[arg(long, help_heading = "Engine")]
+    tail_boost: Option<u32>,
     /// Grant window per message in bytes, or `dynamic` for Linux's
     /// max_incoming / (active + 1).
     #[arg(long, help_heading = "Engine")]
@@ -238,6 +246,12 @@ impl PaperArgs {
         }
         if let Some(v) = self.overcommit {
             e.overcommit = v;
+        }
+        if let Some(v) = self.grants_per_peer {
+            e.grants_per_peer = v;
+        }
+        if let Some(v) = self.tail_boost {
+            e.tail_boost = v;
         }
         match self.grant_window.as_deref() {
             None => {}
