@@ -98,6 +98,18 @@ pub trait Datapath: Debug + Send + Sync + 'static {
         Ok(0)
     }
 
+    /// Like [`try_recv`](Self::try_recv), but a datapath that keeps
+    /// high-priority packets in a queue of their own may look only there.
+    /// Busy polling probes with this, and with `try_recv` only every few
+    /// probes: a probe that finds a short message's packet then costs one
+    /// look, not one per queue. The default is `try_recv`.
+    ///
+    /// # Errors
+    /// As for [`poll_recv`](Self::poll_recv).
+    fn try_recv_urgent(&self, out: &mut Vec<Incoming>) -> io::Result<usize> {
+        self.try_recv(out)
+    }
+
     /// The address the engine sends from.
     ///
     /// # Errors
@@ -122,6 +134,9 @@ impl<D: Datapath + ?Sized> Datapath for std::sync::Arc<D> {
     }
     fn try_recv(&self, out: &mut Vec<Incoming>) -> io::Result<usize> {
         (**self).try_recv(out)
+    }
+    fn try_recv_urgent(&self, out: &mut Vec<Incoming>) -> io::Result<usize> {
+        (**self).try_recv_urgent(out)
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {
         (**self).local_addr()

@@ -153,6 +153,13 @@ pub(crate) struct DriverOptions {
 
 /// Transmits handed to the datapath per `poll_send`.
 const SEND_BATCH: usize = 64;
+
+/// Every this many busy-poll probes, one looks at all of the datapath's
+/// queues ([`Datapath::try_recv`]); the others only at its urgent one
+/// ([`Datapath::try_recv_urgent`]). A probe is a system call per queue on
+/// the UDP datapath, and the time between two probes is how late a packet
+/// may be noticed.
+const FULL_PROBE_EVERY: u32 = 4;
 /// Rounds of (commands, receive, timers, transmit, events) per wake-up before
 /// the driver yields to other tasks.
 const MAX_ROUNDS: usize = 16;
@@ -432,6 +439,8 @@ pub(crate) struct Driver {
     busy_poll: Option<Duration>,
     /// End of the current busy-poll window (reset by any progress).
     spin_until: Option<std::time::Instant>,
+    /// Busy-poll probes so far (see `FULL_PROBE_EVERY`).
+    spin_probes: u32,
     /// When the driver began reading packets without the datapath running
     /// dry since (see the timers in `poll`).
     rx_busy_since: Option<Instant>,
@@ -466,6 +475,7 @@ impl Driver {
             rx: Vec::new(),
             busy_poll: options.busy_poll,
             spin_until: None,
+            spin_probes: 0,
             rx_busy_since: None,
             span,
         };
@@ -641,7 +651,15 @@ impl Driver {
                     .get_or_insert_with(|| std::time::Instant::now() + spin);
                 if std::time::Instant::now() < deadline {
                     self.rx.clear();
-                    match dp.try_recv(&mut self.rx) {
+                    // Most probes look only where short messages and control
+                    // packets arrive; every few look everywhere.
+                    self.spin_probes = self.spin_probes.wrapping_add(1);
+                    let probe = if self.spin_probes.is_multiple_of(FULL_PROBE_EVERY) {
+                        dp.try_recv(&mut self.rx)
+                    } else {
+                        dp.try_recv_urgent(&mut self.rx)
+                    };
+                    match probe {
                         Ok(0) => {}
                         Ok(_) => {
                             let now = direct.now();
