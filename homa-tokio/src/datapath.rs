@@ -110,6 +110,24 @@ pub trait Datapath: Debug + Send + Sync + 'static {
         self.try_recv(out)
     }
 
+    /// The driver is about to busy-poll (`on`), reading with
+    /// [`try_recv`](Self::try_recv) and [`try_recv_urgent`](Self::try_recv_urgent)
+    /// and polling itself again without waiting to be woken, or is done and
+    /// may sleep (`!on`). While it polls, a datapath may stop arranging
+    /// wake-ups, which cost something per packet, and `poll_recv` may then
+    /// return `Pending` without registering `cx`; once polling is off,
+    /// `poll_recv` must again wake the task for anything that arrived,
+    /// including what arrived while polling was on. The default does
+    /// nothing.
+    ///
+    /// # Errors
+    /// If the datapath cannot arrange wake-ups again; the endpoint shuts
+    /// down.
+    fn set_busy_polling(&self, on: bool) -> io::Result<()> {
+        let _ = on;
+        Ok(())
+    }
+
     /// The address the engine sends from.
     ///
     /// # Errors
@@ -137,6 +155,9 @@ impl<D: Datapath + ?Sized> Datapath for std::sync::Arc<D> {
     }
     fn try_recv_urgent(&self, out: &mut Vec<Incoming>) -> io::Result<usize> {
         (**self).try_recv_urgent(out)
+    }
+    fn set_busy_polling(&self, on: bool) -> io::Result<()> {
+        (**self).set_busy_polling(on)
     }
     fn local_addr(&self) -> io::Result<SocketAddr> {
         (**self).local_addr()

@@ -441,6 +441,8 @@ pub(crate) struct Driver {
     spin_until: Option<std::time::Instant>,
     /// Busy-poll probes so far (see `FULL_PROBE_EVERY`).
     spin_probes: u32,
+    /// The datapath was told we busy-poll ([`Datapath::set_busy_polling`]).
+    polling: bool,
     /// When the driver began reading packets without the datapath running
     /// dry since (see the timers in `poll`).
     rx_busy_since: Option<Instant>,
@@ -476,6 +478,7 @@ impl Driver {
             busy_poll: options.busy_poll,
             spin_until: None,
             spin_probes: 0,
+            polling: false,
             rx_busy_since: None,
             span,
         };
@@ -650,6 +653,14 @@ impl Driver {
                     .spin_until
                     .get_or_insert_with(|| std::time::Instant::now() + spin);
                 if std::time::Instant::now() < deadline {
+                    if !self.polling {
+                        // The datapath may drop its wake-ups while we spin
+                        // (they cost the kernel something per packet).
+                        if let Err(e) = dp.set_busy_polling(true) {
+                            return fail(&mut st.core, now, e);
+                        }
+                        self.polling = true;
+                    }
                     self.rx.clear();
                     // Most probes look only where short messages and control
                     // packets arrive; every few look everywhere.
@@ -673,6 +684,16 @@ impl Driver {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
+            }
+            if self.polling {
+                // The window is over and we are about to sleep: wake-ups
+                // first. One more round, so that its receive step registers
+                // this task with them (and reads what came meanwhile).
+                if let Err(e) = dp.set_busy_polling(false) {
+                    return fail(&mut st.core, now, e);
+                }
+                self.polling = false;
+                continue;
             }
             return self.arm_timer(&mut st, now, cx);
         }

@@ -40,7 +40,10 @@ pub struct SocketConfig {
     pub udp: UdpConfig,
     /// Busy polling: when idle, the driver spins on the datapath for up to
     /// this long before sleeping, trading a CPU for the wake-up latency
-    /// (Linux Homa spins up to 100 µs). Default `None`.
+    /// (Linux Homa spins up to 100 µs). While it spins, the UDP datapath's
+    /// sockets leave the reactor (their wake-ups cost every packet a
+    /// callback in the kernel) and return when the driver sleeps. Default
+    /// `None`.
     pub busy_poll: Option<Duration>,
 }
 

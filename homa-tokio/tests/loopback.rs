@@ -502,3 +502,42 @@ async fn busy_polling_on_one_thread_completes_rpcs() {
         assert_eq!(call.await.unwrap(), b);
     }
 }
+
+/// Busy polling takes the sockets out of the reactor while the driver
+/// spins and puts them back when it goes to sleep: RPCs separated by idle
+/// gaps much longer than the spin window (so that both ends sleep in
+/// between) still complete, on one thread and on several.
+#[test]
+fn busy_polling_sleeps_and_wakes_between_rpcs() {
+    for multi in [false, true] {
+        let rt = if multi {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+        .unwrap();
+        rt.block_on(async {
+            let mut config = SocketConfig::default();
+            config.busy_poll = Some(Duration::from_micros(50));
+            let server = echo_server(config.clone()).await;
+            let client = Client::bind(localhost(), config).await.unwrap();
+            for i in 0..20u64 {
+                let b = body(i, size(i));
+                let got = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    client.call(server.local_addr(), b.clone()),
+                )
+                .await
+                .expect("an RPC after an idle gap completes")
+                .unwrap();
+                assert_eq!(got, b);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+    }
+}
