@@ -87,9 +87,8 @@ pub trait Datapath: Debug + Send + Sync + 'static {
     fn poll_send(&self, cx: &mut Context<'_>, transmits: &[Transmit]) -> Poll<io::Result<usize>>;
 
     /// Receive without waiting and without registering a waker, for busy
-    /// polling and for a look before the timers judge a peer silent; reads
-    /// every queue the datapath has, and returns how many entries were
-    /// appended (0 if nothing was waiting). The default never finds anything, which turns busy polling
+    /// polling; returns how many entries were appended (0 if nothing was
+    /// waiting). The default never finds anything, which turns busy polling
     /// off for datapaths that cannot do better than [`poll_recv`](Self::poll_recv).
     ///
     /// # Errors
