@@ -165,6 +165,7 @@ pub struct UdpDatapath {
     max_packet_size: usize,
     link_rate_bps: u64,
     gso: AtomicBool,
+    gro: bool,
     ipv4: bool,
     /// The high-priority receive queue (`UdpConfig::fast_queue_priority`).
     fast: Option<RxSocket>,
@@ -195,19 +196,16 @@ struct RxSocket {
     /// loopback, for wake-ups nobody waits for while the driver spins.
     reg: Mutex<Option<AsyncFd<OwnedFd>>>,
     recv: Mutex<RecvState>,
-    /// The kernel coalesces received packets (UDP GRO) on this socket.
-    gro: bool,
 }
 
 impl RxSocket {
-    fn new(socket: socket2::Socket, buf_len: usize, gro: bool) -> io::Result<Self> {
+    fn new(socket: socket2::Socket, buf_len: usize) -> io::Result<Self> {
         let socket = std::net::UdpSocket::from(socket);
         let reg = Mutex::new(Some(register_dup(&socket)?));
         Ok(RxSocket {
             socket,
             reg,
             recv: Mutex::new(RecvState::new(buf_len)),
-            gro,
         })
     }
 
@@ -439,16 +437,23 @@ impl UdpDatapath {
             }
         }
         let gro = config.gro && setsockopt(&socket, sockopt::UdpGroSegment, &true).is_ok();
-        // Room for the largest datagram whatever we send ourselves: a peer
-        // may use larger packets, and a truncated one would be lost.
-        // (Zeroed pages come lazily: what is never written costs nothing.)
-        let buf_len = MAX_DATAGRAM;
-        // The fast queue does without GRO: its packets are control packets
-        // and short messages, and the kernel splits whatever arrives
-        // coalesced (a peer's GSO send) into one datagram per packet, which
-        // a busy-poll probe then reads with a plain `recvfrom`.
+        let buf_len = if gro {
+            MAX_DATAGRAM
+        } else {
+            config.max_packet_size
+        };
         let fast = match fast {
-            Some(f) => Some(RxSocket::new(f, buf_len, false)?),
+            Some(f) => {
+                // The fast queue must split what GRO coalesces exactly as
+                // the main one does. If it cannot, closing it leaves the
+                // group to the main socket, which then gets everything.
+                if gro != (config.gro && setsockopt(&f, sockopt::UdpGroSegment, &true).is_ok()) {
+                    tracing::debug!("UDP GRO on one receive queue only; one socket");
+                    None
+                } else {
+                    Some(RxSocket::new(f, buf_len)?)
+                }
+            }
             None => None,
         };
         let gso = config.gso && gso_supported(&local);
@@ -463,7 +468,7 @@ impl UdpDatapath {
             };
             set.is_ok().then_some(t)
         };
-        let main = RxSocket::new(socket, buf_len, gro)?;
+        let main = RxSocket::new(socket, buf_len)?;
         let link_rate_bps = config.link_rate_bps.unwrap_or(if local.ip().is_loopback() {
             100_000_000_000
         } else {
@@ -478,6 +483,7 @@ impl UdpDatapath {
             max_packet_size: config.max_packet_size,
             link_rate_bps,
             gso: AtomicBool::new(gso),
+            gro,
             ipv4: local.is_ipv4(),
             fast,
             socket_tos,
@@ -534,7 +540,7 @@ impl UdpDatapath {
 
     /// Whether the kernel coalesces received packets (UDP GRO).
     pub fn gro_enabled(&self) -> bool {
-        self.main.gro
+        self.gro
     }
 
     /// How many times a send found the socket buffer full and waited for
@@ -564,53 +570,12 @@ impl UdpDatapath {
         // The stack arrays below are sized at compile time, so that a
         // two-datagram call does not set up thirty-two.
         let mut st = rx.recv.lock().unwrap_or_else(|e| e.into_inner());
-        let gro = rx.gro;
         if st.batch <= MIN_RECV_BATCH {
-            self.recv_up_to::<MIN_RECV_BATCH>(socket, gro, &mut st, out, true)
+            self.recv_up_to::<MIN_RECV_BATCH>(socket, &mut st, out, true)
         } else if st.batch <= 8 {
-            self.recv_up_to::<8>(socket, gro, &mut st, out, true)
+            self.recv_up_to::<8>(socket, &mut st, out, true)
         } else {
-            self.recv_up_to::<BATCH>(socket, gro, &mut st, out, true)
-        }
-    }
-
-    /// One datagram from a socket without GRO, with `recvfrom`: no headers
-    /// to set up, no control message to parse.
-    fn recv_plain(
-        &self,
-        rx: &RxSocket,
-        st: &mut RecvState,
-        out: &mut Vec<Incoming>,
-    ) -> io::Result<(usize, bool)> {
-        let before = out.len();
-        out.extend(
-            st.unreachable
-                .drain(..)
-                .map(|destination| Incoming::Unreachable { destination }),
-        );
-        match rx.socket.recv_from(&mut st.bufs[0]) {
-            Ok((len, from)) => {
-                out.push(Incoming::Packet {
-                    from,
-                    data: Bytes::copy_from_slice(&st.bufs[0][..len]),
-                });
-                Ok((out.len() - before, false))
-            }
-            Err(e) if is_unreachable(&e) => {
-                // IP_RECVERR: an ICMP error is pending (as in recv_up_to).
-                let dests = self.drain_error_queue(&rx.socket);
-                out.extend(
-                    dests
-                        .into_iter()
-                        .map(|destination| Incoming::Unreachable { destination }),
-                );
-                match out.len() - before {
-                    0 => Err(io::ErrorKind::WouldBlock.into()),
-                    n => Ok((n, false)),
-                }
-            }
-            Err(_) if out.len() > before => Ok((out.len() - before, false)),
-            Err(e) => Err(e),
+            self.recv_up_to::<BATCH>(socket, &mut st, out, true)
         }
     }
 
@@ -621,12 +586,7 @@ impl UdpDatapath {
     fn recv_probe(&self, queue: Queue, out: &mut Vec<Incoming>) -> io::Result<usize> {
         let rx = self.queue(queue);
         let mut st = rx.recv.lock().unwrap_or_else(|e| e.into_inner());
-        let got = if rx.gro {
-            self.recv_up_to::<1>(&rx.socket, true, &mut st, out, false)
-        } else {
-            self.recv_plain(rx, &mut st, out)
-        };
-        match got {
+        match self.recv_up_to::<1>(&rx.socket, &mut st, out, false) {
             Ok((n, _)) => Ok(n),
             Err(e)
                 if matches!(
@@ -647,7 +607,6 @@ impl UdpDatapath {
     fn recv_up_to<const N: usize>(
         &self,
         socket: &std::net::UdpSocket,
-        gro: bool,
         st: &mut RecvState,
         out: &mut Vec<Incoming>,
         adapt: bool,
@@ -656,6 +615,7 @@ impl UdpDatapath {
         for destination in st.unreachable.drain(..) {
             out.push(Incoming::Unreachable { destination });
         }
+        let gro = self.gro;
         // What each datagram was: sender, length, GRO segment size. On the
         // stack, like the I/O vectors: this runs once per busy-poll probe.
         // (nix's `MultiHeaders` below still allocates on every call.)
@@ -1237,14 +1197,6 @@ mod tests {
 
     #[tokio::test]
     async fn packets_cross_loopback_in_batches() {
-        // At a bulk priority (the main queue, with GRO) and at a high one
-        // (the fast queue, without: the kernel splits the GSO sends).
-        for priority in [None, Some(6)] {
-            cross_loopback_in_batches(priority).await;
-        }
-    }
-
-    async fn cross_loopback_in_batches(priority: Option<u8>) {
         let a = UdpDatapath::bind("127.0.0.1:0".parse().unwrap(), &UdpConfig::default()).unwrap();
         let b = UdpDatapath::bind("127.0.0.1:0".parse().unwrap(), &UdpConfig::default()).unwrap();
         // Build real DATA packets with an engine, to exercise GSO grouping.
@@ -1266,14 +1218,10 @@ mod tests {
             let now = homa_core::Instant::from_nanos(us * 1_000);
             while let Some(mut t) = engine.poll_transmit(now) {
                 t.destination = b.local_addr().unwrap();
-                if let Some(p) = priority {
-                    t.priority = p;
-                }
                 ts.push(t);
             }
         }
         assert!(ts.len() > 10);
-        assert!(a.gso_enabled(), "loopback takes GSO sends");
         let mut sent = 0;
         while sent < ts.len() {
             sent += futures::future::poll_fn(|cx| a.poll_send(cx, &ts[sent..]))
