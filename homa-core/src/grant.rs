@@ -82,26 +82,29 @@ impl Endpoint {
         // shortest: compact them to the front of `cands`, in rank order. Only
         // as many as could be used are looked for (the granted ones, and
         // enough to know how many scheduled levels go unused), so the scan of
-        // each chosen peer stays short.
+        // each chosen peer stays short. With no effective limit (the
+        // default) this runs on every packet for nothing, so it is skipped.
         let levels = usize::from(self.config.max_sched_priority) + 1;
-        let wanted = self.config.max_overcommit.max(levels);
         let per_peer = self.config.max_grants_per_peer;
-        let mut chosen = 0;
-        for i in 0..cands.len() {
-            if chosen == wanted {
-                break;
+        if per_peer < cands.len() {
+            let wanted = self.config.max_overcommit.max(levels);
+            let mut chosen = 0;
+            for i in 0..cands.len() {
+                if chosen == wanted {
+                    break;
+                }
+                let peer = self.rpc(cands[i]).peer_idx;
+                let same = cands[..chosen]
+                    .iter()
+                    .filter(|&&c| self.rpc(c).peer_idx == peer)
+                    .count();
+                if same < per_peer {
+                    cands[chosen] = cands[i];
+                    chosen += 1;
+                }
             }
-            let peer = self.rpc(cands[i]).peer_idx;
-            let same = cands[..chosen]
-                .iter()
-                .filter(|&&c| self.rpc(c).peer_idx == peer)
-                .count();
-            if same < per_peer {
-                cands[chosen] = cands[i];
-                chosen += 1;
-            }
+            cands.truncate(chosen);
         }
-        cands.truncate(chosen);
 
         let active = cands.len().min(self.config.max_overcommit);
         let window = self
@@ -145,7 +148,8 @@ impl Endpoint {
             let mut prio = self.config.max_sched_priority.saturating_sub(below);
             // The message's end rides at the priority of a short message
             // of its size (`grant_tail_boost`).
-            if self.config.data_wire_bytes(left) < u64::from(self.config.grant_tail_boost) {
+            let boost = self.config.grant_tail_boost;
+            if boost > 0 && self.config.data_wire_bytes(left) < u64::from(boost) {
                 prio = prio.max(unsched_priority(&self.config.unsched_cutoffs, left));
             }
             self.issue_grant(idx, new, prio);
