@@ -497,10 +497,6 @@ fn an_empty_response_goes_at_the_unscheduled_priority() {
 /// ideal, in the paper simulation).
 #[test]
 fn grants_use_the_lowest_scheduled_levels() {
-    use homa_core::wire::Repr;
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-    use std::rc::Rc;
     let mut cutoffs = [0u32; homa_core::NUM_PRIORITIES];
     cutoffs[7] = u32::MAX;
     let mut p = Pair::new(Config {
@@ -515,25 +511,19 @@ fn grants_use_the_lowest_scheduled_levels() {
         ..Config::default()
     });
     p.auto_respond = Some(Box::new(|_| Bytes::new()));
-    // Grant priorities by RPC, in order.
-    let seen: Rc<RefCell<HashMap<u64, Vec<u8>>>> = Rc::default();
-    let log = Rc::clone(&seen);
-    p.filter = Box::new(move |to_server, t| {
-        if !to_server && t.packet_type() == PacketType::Grant {
-            let mut buf = Vec::new();
-            t.write_to(&mut buf);
-            if let Ok(Repr::Grant(g)) = Repr::parse(&buf) {
-                let id = g.common.sender_id & !1;
-                log.borrow_mut().entry(id).or_default().push(g.priority);
-            }
-        }
-        true
-    });
+    let seen = log_grants(&mut p);
     let long = p.call(pattern(300_000, 1));
     let short = p.call(pattern(100_000, 2));
     assert!(p.run_until(Duration::from_secs(1), |p| p.responses() == 2));
-    let seen = seen.borrow();
-    let (long, short) = (&seen[&long.0], &seen[&short.0]);
+    // Grant priorities by RPC, in order.
+    let prios = |id: u64| -> Vec<u8> {
+        seen.borrow()
+            .iter()
+            .filter(|g| g.0 == id)
+            .map(|g| g.2)
+            .collect()
+    };
+    let (long, short) = (&prios(long.0), &prios(short.0));
     assert!(!long.is_empty() && !short.is_empty());
     // The shorter message may be alone at first (level 0); beside the
     // longer one it gets level 1, never more.
