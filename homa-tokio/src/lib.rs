@@ -40,10 +40,11 @@
 //! task runs before more bulk data is read), runs expired timers once the
 //! datapath has nothing more to read (a peer's packets waiting in our own
 //! socket are not its silence), sends what the engine emits in batches, and
-//! hands out events, with a bounded amount of work before it yields; when idle it sleeps until a packet, a command or the engine's
-//! next deadline (deadlines under 50 µs away, which the pacer uses, are
-//! waited for by yielding, since tokio's timer counts milliseconds). The
-//! engine's clock is nanoseconds since the driver started.
+//! hands out events, with a bounded amount of work before it yields; when
+//! idle it sleeps until a packet, a command or the engine's next deadline
+//! (deadlines under 50 µs away, which the pacer uses, are waited for by
+//! yielding, since tokio's timer counts milliseconds). The engine's clock is
+//! nanoseconds since the driver started.
 //!
 //! With [`SocketConfig::busy_poll`], an idle driver first spins on the
 //! datapath for a while, as Linux Homa does, to save the wake-up latency.

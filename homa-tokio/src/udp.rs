@@ -150,11 +150,12 @@ fn set_buffers(socket: &socket2::Socket, size: usize) {
 /// ```
 #[derive(Debug)]
 pub struct UdpDatapath {
-    /// The socket, registered with the reactor for reading only. A
-    /// registration for writing would wake the reactor after every send
-    /// (each datagram's buffer space coming back is an edge), and when
-    /// client and server share a core that extra turn sits between our send
-    /// and the peer running.
+    /// The socket that sends and receives (the fast queue only receives),
+    /// registered with the reactor for reading only. A registration for
+    /// writing would wake the reactor after every send (each datagram's
+    /// buffer space coming back is an edge), and when client and server
+    /// share a core that extra turn sits between our send and the peer
+    /// running.
     main: RxSocket,
     /// Write readiness, registered only while sends find the socket buffer
     /// full.
@@ -201,7 +202,7 @@ struct RxSocket {
 impl RxSocket {
     fn new(socket: socket2::Socket, buf_len: usize) -> io::Result<Self> {
         let socket = std::net::UdpSocket::from(socket);
-        let reg = Mutex::new(Some(register_dup(&socket)?));
+        let reg = Mutex::new(Some(register_dup(&socket, Interest::READABLE)?));
         Ok(RxSocket {
             socket,
             reg,
@@ -215,9 +216,9 @@ impl RxSocket {
 }
 
 /// Register a duplicate of `socket`'s descriptor with the reactor for
-/// reading (dropping the registration later leaves the socket open).
-fn register_dup(socket: &std::net::UdpSocket) -> io::Result<AsyncFd<OwnedFd>> {
-    register(socket.as_fd().try_clone_to_owned()?, Interest::READABLE)
+/// `interest` (dropping the registration later leaves the socket open).
+fn register_dup(socket: &std::net::UdpSocket, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
+    register(socket.as_fd().try_clone_to_owned()?, interest)
 }
 
 /// Which receive queue to read.
@@ -1092,7 +1093,7 @@ impl Datapath for UdpDatapath {
             } else if reg.is_none() {
                 // A new registration reports what is already queued, so
                 // nothing that arrived meanwhile goes unnoticed.
-                *reg = Some(register_dup(&rx.socket)?);
+                *reg = Some(register_dup(&rx.socket, Interest::READABLE)?);
             }
         }
         Ok(())
@@ -1154,8 +1155,7 @@ impl Datapath for UdpDatapath {
                     // A new registration reports the socket's state at the
                     // time it is made, so room freed since the failed send
                     // is not missed.
-                    let dup = self.main.socket.as_fd().try_clone_to_owned()?;
-                    slot.insert(register(dup, Interest::WRITABLE)?)
+                    slot.insert(register_dup(&self.main.socket, Interest::WRITABLE)?)
                 }
             };
             let mut guard = std::task::ready!(fd.poll_write_ready(cx))?;
