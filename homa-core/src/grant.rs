@@ -132,7 +132,9 @@ impl Endpoint {
             if room == 0 {
                 break;
             }
-            let new = target.min(m.granted + room);
+            // Saturating: `max_incoming` may be `u32::MAX` (no cap), and
+            // `granted + room` would then wrap to a small offset.
+            let new = target.min(m.granted.saturating_add(room));
             // Grant at least `step` at a time (fewer GRANT packets), unless
             // this finishes the message — but only while granted bytes are
             // still arriving: a message with nothing outstanding would

@@ -92,6 +92,31 @@ fn small_grant_windows_do_not_stall() {
 }
 
 #[test]
+fn an_uncapped_max_incoming_grants_every_message() {
+    // `max_incoming = u32::MAX` means no total cap. The grant arithmetic
+    // used to add the room left (nearly 4 GB) to a message's granted offset
+    // and wrap: grants went nowhere and large messages stalled.
+    let config = Config {
+        max_incoming: u32::MAX,
+        grant_window: Some(60_000),
+        ..Config::default()
+    };
+    let unsched = config.unsched_bytes.div_ceil(config.max_payload()) * config.max_payload();
+    let mut p = Pair::new(config);
+    p.auto_respond = Some(Box::new(|_| Bytes::from_static(b"ok")));
+    for i in 0..3 {
+        p.call(pattern(300_000, i));
+    }
+    assert!(p.run_until(Duration::from_millis(20), |p| p.responses() == 3));
+    assert_eq!(p.server.metrics().resends_sent, 0);
+    // Every byte past the unscheduled ones was granted, once.
+    assert_eq!(
+        p.server.metrics().granted_bytes,
+        3 * u64::from(300_000 - unsched)
+    );
+}
+
+#[test]
 fn resend_for_data_not_sent_yet_gets_busy() {
     // A 500 Mbit/s link: the server sends the shorter response (10 ms) before
     // starting the longer one, so the client asks for the longer one after
