@@ -112,6 +112,12 @@ pub struct RunResult {
     pub incomplete: u64,
     /// Messages that failed or could not be sent (nothing is lost: 0 expected).
     pub failed: u64,
+    /// RESEND packets all hosts sent, and the DATA bytes they retransmitted
+    /// (over the whole run, warm-up included): on a lossless fabric every
+    /// retransmitted byte is a duplicate of one still queued somewhere.
+    pub resends: u64,
+    /// See [`resends`](Self::resends).
+    pub retransmitted_bytes: u64,
     /// The first few failures, each with its reason.
     pub failures: Vec<String>,
     /// Messages started in all, and within the measured window.
@@ -385,10 +391,16 @@ pub fn run(
             .sum::<f64>()
             / capacity
     });
+    let (resends, retransmitted_bytes) = (0..hosts).fold((0, 0), |(n, b), h| {
+        let m = net.node(HostId(h)).endpoint().metrics();
+        (n + m.resends_sent, b + m.retransmitted_bytes)
+    });
     Ok(RunResult {
         samples: std::mem::take(&mut rec.samples),
         incomplete,
         failed: rec.failed,
+        resends,
+        retransmitted_bytes,
         failures: std::mem::take(&mut rec.failures),
         started: rec.started,
         started_measured: rec.started_measured,

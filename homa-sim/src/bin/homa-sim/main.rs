@@ -488,20 +488,22 @@ fn summary_table(groups: &[Group], args: &PaperArgs, wall: f64) -> String {
     }
     let _ = writeln!(
         s,
-        "\n| run | seed | measured load | incomplete | failed | events | wall | events/s |"
+        "\n| run | seed | measured load | incomplete | failed | RESENDs / bytes retransmitted | events | wall | events/s |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for g in groups {
         for (i, r) in g.runs.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "| {} {:.0}% | {} | {:.3} | {} | {} | {:.1} M | {:.1} s | {:.2} M |",
+                "| {} {:.0}% | {} | {:.3} | {} | {} | {} / {} | {:.1} M | {:.1} s | {:.2} M |",
                 g.workload,
                 g.load * 100.0,
                 args.seed + i as u64,
                 r.measured_load,
                 r.incomplete,
                 r.failed,
+                r.resends,
+                r.retransmitted_bytes,
                 r.events as f64 / 1e6,
                 r.wall.as_secs_f64(),
                 r.events_per_sec() / 1e6
