@@ -60,8 +60,11 @@ pub struct Config {
     /// socket here, not a host, and one client socket with many RPCs in
     /// flight (as on loopback) is common.
     pub max_grants_per_peer: usize,
-    /// Most granted-but-not-received bytes across all incoming messages.
-    /// Default 400,000.
+    /// Most granted-but-not-received bytes across all incoming messages,
+    /// counting the unscheduled bytes of messages still arriving (so a
+    /// receiver at the cap grants nothing, not even to a new, shorter
+    /// message, until bytes arrive). `u32::MAX` means no cap. Default
+    /// 400,000.
     pub max_incoming: u32,
     /// A fixed grant window per message; `None` (default) uses the dynamic
     /// window `max_incoming / (active + 1)` (Linux).

@@ -73,7 +73,9 @@ pub struct EngineSetup {
     pub grant_window: Option<u32>,
     /// Smallest grant step in bytes.
     pub grant_increment: u32,
-    /// Cap on granted-but-unreceived bytes across messages.
+    /// Cap on granted-but-unreceived bytes across messages, unscheduled
+    /// bytes included. Paper: `u32::MAX` (none, as in its simulator);
+    /// Linux: 8 RTTbytes.
     pub max_incoming: u32,
     /// Percentage of grants to the oldest message (0 = pure SRPT).
     pub fifo_grant_percent: u32,

@@ -112,7 +112,8 @@ struct PaperArgs {
     /// Smallest grant step in bytes (paper: one packet).
     #[arg(long, help_heading = "Engine")]
     grant_increment: Option<u32>,
-    /// Cap on granted-but-unreceived bytes across messages.
+    /// Cap on granted-but-unreceived bytes across messages, unscheduled
+    /// bytes included (paper: none, 4294967295; Linux: 80000).
     #[arg(long, help_heading = "Engine")]
     max_incoming: Option<u32>,
     /// Percentage of grants given to the oldest message (0 = pure SRPT).
