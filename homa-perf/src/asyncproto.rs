@@ -95,8 +95,31 @@ impl AsyncTransport {
         match self {
             AsyncTransport::Homa { client, .. } => {
                 let m = client.metrics().await.ok()?;
+                // Drops by reason, the nonzero ones: a duplicate is a
+                // retransmission that was not needed, a stale packet one
+                // for an RPC already finished; the others are real losses.
+                let reasons: Vec<String> = [
+                    ("malformed", m.drops_malformed),
+                    ("bad offset", m.drops_bad_offset),
+                    ("too long", m.drops_too_long),
+                    ("unknown RPC", m.drops_unknown_rpc),
+                    ("duplicate", m.drops_duplicate),
+                    ("buffer limit", m.drops_buffer_limit),
+                    ("RPC limit", m.drops_rpc_limit),
+                    ("stale", m.drops_stale),
+                    ("ignored", m.drops_ignored),
+                ]
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(what, n)| format!("{n} {what}"))
+                .collect();
+                let why = if reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", reasons.join(", "))
+                };
                 Some(format!(
-                    "client engine: {} packets out, {} in, {} RESENDs sent, {} bytes retransmitted, {} timeouts, {} drops",
+                    "client engine: {} packets out, {} in, {} RESENDs sent, {} bytes retransmitted, {} timeouts, {} drops{why}",
                     m.packets_out.iter().sum::<u64>(),
                     m.packets_in.iter().sum::<u64>(),
                     m.resends_sent,
