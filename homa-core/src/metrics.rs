@@ -26,6 +26,23 @@ pub enum DropReason {
     Ignored,
 }
 
+impl DropReason {
+    /// The reason in a few words, for reports ("bad offset", "unknown RPC").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::BadOffset => "bad offset",
+            DropReason::TooLong => "too long",
+            DropReason::UnknownRpc => "unknown RPC",
+            DropReason::Duplicate => "duplicate",
+            DropReason::BufferLimit => "buffer limit",
+            DropReason::RpcLimit => "RPC limit",
+            DropReason::Stale => "stale",
+            DropReason::Ignored => "ignored",
+        }
+    }
+}
+
 /// Counters and gauges of one engine. Counters only grow; gauges
 /// (`active_*`, `buffered_bytes`, `incoming_*`) describe the present.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -111,17 +128,36 @@ impl Metrics {
         *c += 1;
     }
 
+    /// Packets dropped, per reason.
+    ///
+    /// # Example
+    /// ```
+    /// let m = homa_core::Metrics::default();
+    /// let nonzero: Vec<String> = m
+    ///     .drops_by_reason()
+    ///     .iter()
+    ///     .filter(|(_, n)| *n > 0)
+    ///     .map(|(why, n)| format!("{n} {}", why.as_str()))
+    ///     .collect();
+    /// assert!(nonzero.is_empty());
+    /// ```
+    pub fn drops_by_reason(&self) -> [(DropReason, u64); 9] {
+        [
+            (DropReason::Malformed, self.drops_malformed),
+            (DropReason::BadOffset, self.drops_bad_offset),
+            (DropReason::TooLong, self.drops_too_long),
+            (DropReason::UnknownRpc, self.drops_unknown_rpc),
+            (DropReason::Duplicate, self.drops_duplicate),
+            (DropReason::BufferLimit, self.drops_buffer_limit),
+            (DropReason::RpcLimit, self.drops_rpc_limit),
+            (DropReason::Stale, self.drops_stale),
+            (DropReason::Ignored, self.drops_ignored),
+        ]
+    }
+
     /// Total packets dropped, all reasons.
     pub fn drops(&self) -> u64 {
-        self.drops_malformed
-            + self.drops_bad_offset
-            + self.drops_too_long
-            + self.drops_unknown_rpc
-            + self.drops_duplicate
-            + self.drops_buffer_limit
-            + self.drops_rpc_limit
-            + self.drops_stale
-            + self.drops_ignored
+        self.drops_by_reason().iter().map(|(_, n)| n).sum()
     }
 
     /// True when the engine holds no RPC, peer or buffer state.

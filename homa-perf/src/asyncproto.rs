@@ -95,24 +95,16 @@ impl AsyncTransport {
         match self {
             AsyncTransport::Homa { client, .. } => {
                 let m = client.metrics().await.ok()?;
-                // Drops by reason, the nonzero ones: a duplicate is a
-                // retransmission that was not needed, a stale packet one
-                // for an RPC already finished; the others are real losses.
-                let reasons: Vec<String> = [
-                    ("malformed", m.drops_malformed),
-                    ("bad offset", m.drops_bad_offset),
-                    ("too long", m.drops_too_long),
-                    ("unknown RPC", m.drops_unknown_rpc),
-                    ("duplicate", m.drops_duplicate),
-                    ("buffer limit", m.drops_buffer_limit),
-                    ("RPC limit", m.drops_rpc_limit),
-                    ("stale", m.drops_stale),
-                    ("ignored", m.drops_ignored),
-                ]
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(what, n)| format!("{n} {what}"))
-                .collect();
+                // Drops by reason, the nonzero ones: duplicates and packets
+                // for RPCs already finished (unknown RPC, stale) are mostly
+                // the trail of retransmissions; buffer and RPC limits are
+                // real losses.
+                let reasons: Vec<String> = m
+                    .drops_by_reason()
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(why, n)| format!("{n} {}", why.as_str()))
+                    .collect();
                 let why = if reasons.is_empty() {
                     String::new()
                 } else {

@@ -113,8 +113,9 @@ pub struct RunResult {
     /// Messages that failed or could not be sent (nothing is lost: 0 expected).
     pub failed: u64,
     /// RESEND packets all hosts sent, and the DATA bytes they retransmitted
-    /// (over the whole run, warm-up included): on a lossless fabric every
-    /// retransmitted byte is a duplicate of one still queued somewhere.
+    /// (over the whole run, warm-up included): without fault injection the
+    /// fabric loses nothing, so every retransmitted byte duplicates one
+    /// still queued somewhere.
     pub resends: u64,
     /// See [`resends`](Self::resends).
     pub retransmitted_bytes: u64,
