@@ -544,12 +544,41 @@ impl Endpoint {
     /// Process timers: retransmission requests, timeouts, acks and
     /// housekeeping. Call when `now` reaches [`poll_timeout`](Self::poll_timeout);
     /// early calls are harmless.
+    ///
+    /// This assumes every packet that reached us before `now` has been given
+    /// to [`handle_packet`](Self::handle_packet). A caller that knows it has
+    /// fallen behind its own receive queue says how far it has read with
+    /// [`handle_timeout_read_until`](Self::handle_timeout_read_until).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_timeout_read_until(now, now);
+    }
+
+    /// [`handle_timeout`](Self::handle_timeout) for a caller whose own
+    /// receive queue is backlogged: every packet that reached us before
+    /// `read_until` has been given to [`handle_packet`](Self::handle_packet),
+    /// and later ones may still be waiting unread.
+    ///
+    /// Peers are judged silent as of `read_until`, not `now`: a peer whose
+    /// packets sit in our queue has not gone quiet, and a RESEND to it would
+    /// only be answered by a retransmission on top of the backlog. RESENDs
+    /// and timeouts are deferred by `now - read_until`, no more, so the
+    /// caller must give a bound it can vouch for (the UDP driver derives one
+    /// from how many bytes its socket buffers can hold). `read_until` later
+    /// than `now` counts as `now`.
+    ///
+    /// ```
+    /// use homa_core::{Config, Endpoint, Instant};
+    /// let mut e = Endpoint::new(Config::default(), "127.0.0.1:4000".parse().unwrap()).unwrap();
+    /// let now = Instant::from_nanos(50_000_000);
+    /// // We have read everything that arrived until 20 ms ago.
+    /// e.handle_timeout_read_until(now, Instant::from_nanos(30_000_000));
+    /// ```
+    pub fn handle_timeout_read_until(&mut self, now: Instant, read_until: Instant) {
         if self.pacer_wakeup.is_some_and(|t| t <= now) {
             self.pacer_wakeup = None;
         }
         if let Some(due) = self.next_tick.filter(|&t| t <= now) {
-            self.tick(now, now - due);
+            self.tick(now, now - due, read_until.min(now));
             self.next_tick = self.has_state().then(|| now + self.config.tick);
         }
         if self.grants_dirty {

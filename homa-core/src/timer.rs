@@ -40,7 +40,12 @@ impl Endpoint {
     /// every RPC's silence. Otherwise a stall longer than `resend_after`
     /// turns into RESENDs for everything in flight at once, each answered
     /// by a retransmission, on top of the backlog the stall left.
-    pub(crate) fn tick(&mut self, now: Instant, late: std::time::Duration) {
+    ///
+    /// Silence is judged as of `read_until` (at most `now`): packets that
+    /// reached us after it may still wait unread in our own queue, so a
+    /// peer heard from after it, or silent for less than `resend_after`
+    /// before it, has not gone quiet.
+    pub(crate) fn tick(&mut self, now: Instant, late: std::time::Duration, read_until: Instant) {
         let resend_after = self.config.resend_after;
         let resend_interval = self.config.resend_interval;
         let timeout = self.config.timeout;
@@ -84,7 +89,8 @@ impl Endpoint {
                 r.probes = 0;
             }
             let r = &*r;
-            let silent = now - r.last_heard;
+            // Saturating: we may have heard from the peer after `read_until`.
+            let silent = read_until - r.last_heard;
             let may_resend = silent >= resend_after && now - r.last_resend >= resend_interval;
             let timed_out = silent >= timeout && r.probes >= TIMEOUT_PROBES;
             let action = match r.state {

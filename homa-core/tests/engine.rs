@@ -852,3 +852,82 @@ fn our_own_stall_is_not_the_peers_silence() {
         Some(Event::Response { body, .. }) if body.as_ref() == b"ping"
     ));
 }
+
+#[test]
+fn packets_waiting_in_our_own_queue_are_not_silence() {
+    // The client has fallen behind its own receive queue: the response has
+    // reached it but waits unread. Its timer runs on time (no stall the
+    // engine could see), so only the caller knows, and it says how far it
+    // has read. Silence is judged as of then: no RESEND for a response that
+    // is already here. Deferred, not lost: once what it has read is itself
+    // `resend_after` old, the RESEND goes, and the held response completes
+    // the RPC.
+    let config = Config::default();
+    let (tick, resend_after) = (config.tick, config.resend_after);
+    let mut p = Pair::new(config);
+    let held = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let hold = held.clone();
+    p.filter = Box::new(move |to_server, t| {
+        if !to_server {
+            hold.borrow_mut().push(Bytes::from(t.to_vec()));
+        }
+        to_server
+    });
+    let sent_at = p.now;
+    p.call(pattern(3000, 5));
+    p.run_until(Duration::from_micros(100), |p| !p.server_events.is_empty());
+    while p.step() {}
+    assert!(!held.borrow().is_empty(), "the response was sent");
+    // Everything up to the response's arrival has been read; the response
+    // has not.
+    let read_until = p.now;
+    let resends = |p: &mut Pair, now| {
+        let mut n = 0;
+        while let Some(t) = p.client.poll_transmit(now) {
+            n += usize::from(t.packet_type() == PacketType::Resend);
+        }
+        n
+    };
+    // With every tick on time, a plain `handle_timeout` would send RESENDs
+    // from `resend_after` on.
+    let mut now = p.now;
+    while now < read_until + resend_after * 2 {
+        now += tick;
+        p.client.handle_timeout_read_until(now, read_until);
+        assert_eq!(resends(&mut p, now), 0, "RESEND for a response we hold");
+    }
+    // Reading resumes `lag` behind: silence counts again, as of what has
+    // been read, and the RESEND goes `resend_after` after the last packet
+    // heard, `lag` late.
+    let lag = resend_after * 2 + Duration::from_millis(3);
+    let first = loop {
+        now += tick;
+        let behind =
+            homa_core::Instant::from_nanos(now.as_nanos().saturating_sub(lag.as_nanos() as u64));
+        p.client
+            .handle_timeout_read_until(now, behind.max(read_until));
+        if resends(&mut p, now) > 0 {
+            break now;
+        }
+        assert!(
+            now - read_until < Duration::from_millis(100),
+            "no RESEND at all"
+        );
+    };
+    assert!(
+        first >= sent_at + resend_after + lag,
+        "RESEND at {first:?}, too early"
+    );
+    assert!(
+        first <= read_until + resend_after + lag + tick * 2,
+        "RESEND at {first:?}, too late"
+    );
+    for b in held.take() {
+        p.client.handle_packet(now, addr(SERVER), b);
+    }
+    assert!(matches!(
+        p.client.poll_event(),
+        Some(Event::Response { body, .. }) if body == pattern(3000, 5)
+    ));
+    assert_eq!(p.client.metrics().client_timeouts, 0);
+}
