@@ -141,6 +141,21 @@ pub trait Datapath: Debug + Send + Sync + 'static {
     /// Rate of the link in bits per second; the driver sets the engine's
     /// pacer (`link_rate_bps`) to it.
     fn link_rate_bps(&self) -> u64;
+
+    /// Most packet bytes (as [`Incoming::Packet`] hands them over) that can
+    /// wait unread in this datapath's receive queues, if it knows: for UDP,
+    /// its sockets' receive buffers.
+    ///
+    /// When the driver falls behind its queue, this bounds how far: once it
+    /// has read this many bytes since an instant, everything that arrived
+    /// before that instant has been read, and the engine judges peers
+    /// silent as of then, not of now, so it sends no RESENDs for packets
+    /// waiting in our own queue. The default, `None`, means no bound: the
+    /// driver then judges as of now once it has been behind for
+    /// `resend_after`.
+    fn recv_queue_limit(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl<D: Datapath + ?Sized> Datapath for std::sync::Arc<D> {
@@ -167,5 +182,8 @@ impl<D: Datapath + ?Sized> Datapath for std::sync::Arc<D> {
     }
     fn link_rate_bps(&self) -> u64 {
         (**self).link_rate_bps()
+    }
+    fn recv_queue_limit(&self) -> Option<usize> {
+        (**self).recv_queue_limit()
     }
 }

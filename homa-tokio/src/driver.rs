@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::datapath::{Datapath, Incoming};
 use crate::error::Error;
+use crate::horizon::ReadHorizon;
 use crate::ticker::Timer;
 
 /// Commands the handles send to the driver.
@@ -443,9 +444,12 @@ pub(crate) struct Driver {
     spin_probes: u32,
     /// The datapath was told we busy-poll ([`Datapath::set_busy_polling`]).
     polling: bool,
-    /// When the driver began reading packets without the datapath running
-    /// dry since (see the timers in `poll`).
-    rx_busy_since: Option<Instant>,
+    /// How far the driver has read its datapath (see the timers in `poll`).
+    horizon: ReadHorizon,
+    /// Whether the datapath bounds what it can hold unread
+    /// ([`Datapath::recv_queue_limit`]); without a bound the horizon is
+    /// not trusted.
+    bounded: bool,
     span: tracing::Span,
 }
 
@@ -459,6 +463,7 @@ impl Driver {
         options: DriverOptions,
     ) -> (Self, Arc<Direct>) {
         let span = tracing::info_span!("homa_endpoint", local = %inner.local);
+        let limit = dp.recv_queue_limit();
         let direct = Arc::new(Direct {
             state: Mutex::new(Shared {
                 core: EngineCore::new(endpoint, inner),
@@ -479,7 +484,8 @@ impl Driver {
             spin_until: None,
             spin_probes: 0,
             polling: false,
-            rx_busy_since: None,
+            horizon: ReadHorizon::new(limit.unwrap_or(usize::MAX), Instant::ZERO),
+            bounded: limit.is_some(),
             span,
         };
         (driver, direct)
@@ -544,6 +550,7 @@ impl Driver {
                 self.rx.clear();
                 match dp.poll_recv(cx, &mut self.rx) {
                     Poll::Ready(Ok(_)) => {
+                        self.horizon.read(now, batch_bytes(&self.rx));
                         feed(&mut st.core, &mut self.rx, now);
                         progress = true;
                         delivered += st.core.deliver_events(now);
@@ -566,20 +573,28 @@ impl Driver {
             // has arrived (seen on loopback: five RESENDs at once with 330 KB
             // of their packets queued unread, each answered by a useless
             // retransmission). Reading for `resend_after` without emptying
-            // the queue is overload, though, and the timers run anyway.
+            // the queue is overload, though, and the timers run anyway,
+            // judging silence as of how far we have read (`ReadHorizon`):
+            // under load on a shared core, ticks judged as of `now` sent
+            // thousands of RESENDs for responses waiting in our socket, and
+            // the retransmissions that answered them deepened the overload.
             // (Counted from the first read after the queue was last empty:
             // a stall of our own before it does not count.)
             if recv_idle {
-                self.rx_busy_since = None;
-            } else if self.rx_busy_since.is_none() {
-                self.rx_busy_since = Some(now);
+                self.horizon.empty(now);
             }
             if st.core.endpoint.poll_timeout().is_some_and(|t| t <= now) {
-                let overloaded = self.rx_busy_since.is_some_and(|since| {
-                    now.saturating_duration_since(since) >= st.core.inner.config.resend_after
-                });
+                let overloaded = self.horizon.busy_for(now) >= st.core.inner.config.resend_after;
                 if overloaded {
-                    st.core.endpoint.handle_timeout(now);
+                    // A datapath with no bound on its queue: judge as of
+                    // now, or a queue that never empties would defer
+                    // timeouts forever.
+                    let read_until = if self.bounded {
+                        self.horizon.horizon(now)
+                    } else {
+                        now
+                    };
+                    st.core.endpoint.handle_timeout_read_until(now, read_until);
                 } else if recv_idle {
                     // "Empty" came from the reactor's readiness, which a
                     // busy runtime refreshes only every few dozen task
@@ -590,10 +605,10 @@ impl Driver {
                     match dp.try_recv(&mut self.rx) {
                         Ok(0) => st.core.endpoint.handle_timeout(now),
                         Ok(_) => {
+                            self.horizon.read(now, batch_bytes(&self.rx));
                             feed(&mut st.core, &mut self.rx, now);
                             progress = true;
                             recv_idle = false;
-                            self.rx_busy_since = Some(now);
                         }
                         Err(e) => return fail(&mut st.core, now, e),
                     }
@@ -674,6 +689,7 @@ impl Driver {
                         Ok(0) => {}
                         Ok(_) => {
                             let now = direct.now();
+                            self.horizon.read(now, batch_bytes(&self.rx));
                             feed(&mut st.core, &mut self.rx, now);
                             just_spun = true;
                             continue;
@@ -742,6 +758,16 @@ fn fail(core: &mut EngineCore, now: Instant, e: std::io::Error) -> Poll<()> {
         core.close(now);
     }
     Poll::Ready(())
+}
+
+/// Packet bytes in a received batch.
+fn batch_bytes(rx: &[Incoming]) -> usize {
+    rx.iter()
+        .map(|i| match i {
+            Incoming::Packet { data, .. } => data.len(),
+            Incoming::Unreachable { .. } => 0,
+        })
+        .sum()
 }
 
 fn feed(core: &mut EngineCore, rx: &mut Vec<Incoming>, now: Instant) {

@@ -72,6 +72,7 @@ mod client;
 mod datapath;
 mod driver;
 mod error;
+mod horizon;
 pub mod host;
 mod server;
 mod socket;

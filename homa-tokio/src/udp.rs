@@ -1175,6 +1175,21 @@ impl Datapath for UdpDatapath {
     fn link_rate_bps(&self) -> u64 {
         self.link_rate_bps
     }
+
+    fn recv_queue_limit(&self) -> Option<usize> {
+        // The kernel queues a datagram while the socket's memory, counted in
+        // `truesize` (payload plus buffer overhead, so more than the packet
+        // bytes we count), is at most SO_RCVBUF as read back; the last one
+        // admitted may go over by its own size, a GRO batch at most. The
+        // slack covers that.
+        const SLACK: usize = 256 << 10;
+        let mut limit = 0usize;
+        for rx in std::iter::once(&self.main).chain(&self.fast) {
+            let size = socket2::SockRef::from(&rx.socket).recv_buffer_size().ok()?;
+            limit = limit.saturating_add(size).saturating_add(SLACK);
+        }
+        Some(limit)
+    }
 }
 
 fn is_fatal_send_error(e: &io::Error) -> bool {
