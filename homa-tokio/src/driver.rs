@@ -575,9 +575,9 @@ impl Driver {
             // retransmission). Reading for `resend_after` without emptying
             // the queue is overload, though, and the timers run anyway,
             // judging silence as of how far we have read (`ReadHorizon`):
-            // under load on a shared core, ticks judged as of `now` sent
-            // thousands of RESENDs for responses waiting in our socket, and
-            // the retransmissions that answered them deepened the overload.
+            // judged as of `now`, a peer whose packets wait behind the
+            // backlog would be asked for them again, and the retransmissions
+            // answering would deepen the overload.
             // (Counted from the first read after the queue was last empty:
             // a stall of our own before it does not count.)
             if recv_idle {
