@@ -931,3 +931,43 @@ fn packets_waiting_in_our_own_queue_are_not_silence() {
     ));
     assert_eq!(p.client.metrics().client_timeouts, 0);
 }
+
+#[test]
+fn a_late_tick_behind_a_backlog_is_not_deferred_twice() {
+    // The tick runs 7 ms late while the caller has read only up to 3 ms
+    // ago. Both say the same thing, that we were not listening: the
+    // deferral is the larger of the two, 7 ms, not their sum, 10 ms.
+    let config = Config::default();
+    let (tick, resend_after) = (config.tick, config.resend_after);
+    let mut p = Pair::new(config);
+    p.call(Bytes::from_static(b"ping"));
+    p.run_until(Duration::from_micros(100), |p| !p.server_events.is_empty());
+    while p.step() {}
+    let quiet_since = p.now;
+    let due = p.client.poll_timeout().expect("a tick is due");
+    let lag = Duration::from_millis(3);
+    let behind = |now: homa_core::Instant| {
+        homa_core::Instant::from_nanos(now.as_nanos().saturating_sub(lag.as_nanos() as u64))
+    };
+    let mut now = due + Duration::from_millis(7);
+    let mut first = None;
+    while first.is_none() && now < quiet_since + Duration::from_millis(40) {
+        p.client.handle_timeout_read_until(now, behind(now));
+        while let Some(t) = p.client.poll_transmit(now) {
+            if t.packet_type() == PacketType::Resend {
+                first = Some(now);
+            }
+        }
+        now += tick;
+    }
+    let first = first.expect("no RESEND at all");
+    let deferral = Duration::from_millis(7);
+    assert!(
+        first >= quiet_since + (resend_after + deferral - tick),
+        "RESEND at {first:?}: deferred less than the late tick"
+    );
+    assert!(
+        first <= due + resend_after + deferral + tick,
+        "RESEND at {first:?}: deferred by lateness and lag together"
+    );
+}

@@ -150,9 +150,10 @@ pub trait Datapath: Debug + Send + Sync + 'static {
     /// has read this many bytes since an instant, everything that arrived
     /// before that instant has been read, and the engine judges peers
     /// silent as of then, not of now, so it sends no RESENDs for packets
-    /// waiting in our own queue. The default, `None`, means no bound: the
-    /// driver then judges as of now once it has been behind for
-    /// `resend_after`.
+    /// waiting in our own queue. The bound assumes the queues are read
+    /// first in, first out; it is asked for once, when the driver starts.
+    /// The default, `None`, means no bound: the driver then judges as of
+    /// now once it has been behind for `resend_after`.
     fn recv_queue_limit(&self) -> Option<usize> {
         None
     }

@@ -17,7 +17,17 @@
 //! The second fact is what keeps the horizon moving under sustained
 //! overload: without it, a queue that never empties would defer RESENDs and
 //! timeouts forever. The bound errs early (the queue is rarely full), which
-//! only defers a RESEND; it never lets one go for a packet still queued.
+//! only defers a RESEND.
+//!
+//! Where it can err late (and then a RESEND may go for a packet still
+//! queued, as every one could before the horizon, which judged as of now):
+//! * the byte bound assumes the queues are read first in, first out. The
+//!   UDP datapath reads its fast queue first, so a sustained stream of
+//!   high-priority packets can carry the horizon past older packets waiting
+//!   in the main queue;
+//! * "empty" is what the datapath's `poll_recv` said, and a `Pending` from
+//!   stale readiness (or while busy polling) can hide packets;
+//! * the limit is read once, when the driver starts.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -80,12 +90,14 @@ impl ReadHorizon {
             .marks
             .back()
             .is_some_and(|&(t, _)| now.saturating_duration_since(t) < MARK_EVERY);
+        self.read += bytes as u64;
         if !recent && self.marks.len() < MAX_MARKS {
             // Whatever was queued at `now` is at most `limit` bytes, all
-            // still to read.
+            // still to read after this batch. (Counting this batch as read
+            // before the mark keeps that true whether `now` was taken
+            // before the read or after it.)
             self.marks.push_back((now, self.read));
         }
-        self.read += bytes as u64;
         while let Some(&(t, before)) = self.marks.front() {
             if self.read - before < self.limit {
                 break;
