@@ -562,6 +562,20 @@ fn grants_use_the_lowest_scheduled_levels() {
     );
 }
 
+/// Everything the server sends from now on, kept out of the client (as if
+/// it waited unread in the client's socket); the client's packets go through.
+fn hold_responses(p: &mut Pair) -> std::rc::Rc<std::cell::RefCell<Vec<Bytes>>> {
+    let held: std::rc::Rc<std::cell::RefCell<Vec<Bytes>>> = Default::default();
+    let hold = std::rc::Rc::clone(&held);
+    p.filter = Box::new(move |to_server, t| {
+        if !to_server {
+            hold.borrow_mut().push(Bytes::from(t.to_vec()));
+        }
+        to_server
+    });
+    held
+}
+
 /// Grants seen by the client, in order: (client RPC id, offset, priority).
 fn log_grants(p: &mut Pair) -> std::rc::Rc<std::cell::RefCell<Vec<(u64, u32, u8)>>> {
     use homa_core::wire::Repr;
@@ -823,15 +837,8 @@ fn our_own_stall_is_not_the_peers_silence() {
     // The tick asks (RESEND) instead of failing, and the response, read
     // next, completes the RPC.
     let mut p = Pair::new(Config::default());
-    let held = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let hold = held.clone();
     // Deliver the request; keep the server's answer out of the client.
-    p.filter = Box::new(move |to_server, t| {
-        if !to_server {
-            hold.borrow_mut().push(Bytes::from(t.to_vec()));
-        }
-        to_server
-    });
+    let held = hold_responses(&mut p);
     p.call(Bytes::from_static(b"ping"));
     p.run_until(Duration::from_micros(100), |p| !p.server_events.is_empty());
     assert_eq!(p.server_events.len(), 1);
@@ -865,14 +872,7 @@ fn packets_waiting_in_our_own_queue_are_not_silence() {
     let config = Config::default();
     let (tick, resend_after) = (config.tick, config.resend_after);
     let mut p = Pair::new(config);
-    let held = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    let hold = held.clone();
-    p.filter = Box::new(move |to_server, t| {
-        if !to_server {
-            hold.borrow_mut().push(Bytes::from(t.to_vec()));
-        }
-        to_server
-    });
+    let held = hold_responses(&mut p);
     let sent_at = p.now;
     p.call(pattern(3000, 5));
     p.run_until(Duration::from_micros(100), |p| !p.server_events.is_empty());
