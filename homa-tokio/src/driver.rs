@@ -446,10 +446,6 @@ pub(crate) struct Driver {
     polling: bool,
     /// How far the driver has read its datapath (see the timers in `poll`).
     horizon: ReadHorizon,
-    /// Whether the datapath bounds what it can hold unread
-    /// ([`Datapath::recv_queue_limit`]); without a bound the horizon is
-    /// not trusted.
-    bounded: bool,
     span: tracing::Span,
 }
 
@@ -484,8 +480,7 @@ impl Driver {
             spin_until: None,
             spin_probes: 0,
             polling: false,
-            horizon: ReadHorizon::new(limit.unwrap_or(usize::MAX), Instant::ZERO),
-            bounded: limit.is_some(),
+            horizon: ReadHorizon::new(limit, Instant::ZERO),
             span,
         };
         (driver, direct)
@@ -586,14 +581,7 @@ impl Driver {
             if st.core.endpoint.poll_timeout().is_some_and(|t| t <= now) {
                 let overloaded = self.horizon.busy_for(now) >= st.core.inner.config.resend_after;
                 if overloaded {
-                    // A datapath with no bound on its queue: judge as of
-                    // now, or a queue that never empties would defer
-                    // timeouts forever.
-                    let read_until = if self.bounded {
-                        self.horizon.horizon(now)
-                    } else {
-                        now
-                    };
+                    let read_until = self.horizon.horizon(now);
                     st.core.endpoint.handle_timeout_read_until(now, read_until);
                 } else if recv_idle {
                     // "Empty" came from the reactor's readiness, which a

@@ -43,8 +43,9 @@ const MAX_MARKS: usize = 256;
 
 #[derive(Debug)]
 pub(crate) struct ReadHorizon {
-    /// Most bytes the datapath can hold unread.
-    limit: u64,
+    /// Most bytes the datapath can hold unread (`None`: it does not say,
+    /// and the horizon is not trusted: see [`horizon`](Self::horizon)).
+    limit: Option<u64>,
     /// Bytes read, in total.
     read: u64,
     /// When the queue was last seen empty.
@@ -61,11 +62,11 @@ pub(crate) struct ReadHorizon {
 }
 
 impl ReadHorizon {
-    /// A horizon for a datapath that holds at most `limit` bytes unread,
-    /// empty at `now`.
-    pub(crate) fn new(limit: usize, now: Instant) -> Self {
+    /// A horizon for a datapath that holds at most `limit` bytes unread
+    /// (`None`: no bound known), empty at `now`.
+    pub(crate) fn new(limit: Option<usize>, now: Instant) -> Self {
         ReadHorizon {
-            limit: limit as u64,
+            limit: limit.map(|l| l as u64),
             read: 0,
             empty_at: now,
             busy_since: None,
@@ -91,6 +92,9 @@ impl ReadHorizon {
             .back()
             .is_some_and(|&(t, _)| now.saturating_duration_since(t) < MARK_EVERY);
         self.read += bytes as u64;
+        let Some(limit) = self.limit else {
+            return;
+        };
         if !recent && self.marks.len() < MAX_MARKS {
             // Whatever was queued at `now` is at most `limit` bytes, all
             // still to read after this batch. (Counting this batch as read
@@ -99,7 +103,7 @@ impl ReadHorizon {
             self.marks.push_back((now, self.read));
         }
         while let Some(&(t, before)) = self.marks.front() {
-            if self.read - before < self.limit {
+            if self.read - before < limit {
                 break;
             }
             self.floor = self.floor.max(t);
@@ -115,9 +119,10 @@ impl ReadHorizon {
     }
 
     /// Everything that reached us before the returned instant has been
-    /// read.
+    /// read. Without a bound on the queue this is `now`: a queue that never
+    /// empties would otherwise defer timeouts forever.
     pub(crate) fn horizon(&self, now: Instant) -> Instant {
-        if self.busy_since.is_none() {
+        if self.busy_since.is_none() || self.limit.is_none() {
             return now;
         }
         self.empty_at.max(self.floor).min(now)
@@ -134,7 +139,7 @@ mod tests {
 
     #[test]
     fn an_empty_queue_is_read_up_to_now() {
-        let mut h = ReadHorizon::new(1_000_000, at(0));
+        let mut h = ReadHorizon::new(Some(1_000_000), at(0));
         assert_eq!(h.horizon(at(50)), at(50));
         h.read(at(60), 5_000);
         h.empty(at(70));
@@ -144,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_busy_queue_is_read_up_to_when_it_was_last_empty() {
-        let mut h = ReadHorizon::new(1_000_000, at(0));
+        let mut h = ReadHorizon::new(Some(1_000_000), at(0));
         h.empty(at(100));
         for us in (200..5_000).step_by(50) {
             h.read(at(us), 10_000);
@@ -158,7 +163,7 @@ mod tests {
     fn reading_a_full_buffer_moves_the_horizon() {
         // 1 MB buffer, read at 100 KB per 100 us (1 GB/s) and never empty:
         // the horizon trails by the time it takes to read the buffer.
-        let mut h = ReadHorizon::new(1_000_000, at(0));
+        let mut h = ReadHorizon::new(Some(1_000_000), at(0));
         h.empty(at(0));
         let mut now = 0;
         while now < 100_000 {
@@ -176,7 +181,7 @@ mod tests {
     fn with_every_mark_slot_used_the_horizon_still_moves() {
         // Reads every 200 us for a long time, a huge buffer: the marks fill
         // up, and the horizon still advances once the bound is met.
-        let mut h = ReadHorizon::new(100_000_000, at(0));
+        let mut h = ReadHorizon::new(Some(100_000_000), at(0));
         let mut now = 0;
         for _ in 0..5_000 {
             now += 200;
