@@ -357,6 +357,23 @@ impl Endpoint {
         m
     }
 
+    /// Whether this engine waits for packets from its peers: a client RPC
+    /// not yet answered, or an incoming message not yet complete. A
+    /// busy-polling adapter keeps spinning while this holds (a packet is
+    /// due), rather than only for a fixed window after the last one.
+    ///
+    /// ```
+    /// use homa_core::{Config, Endpoint, Instant};
+    /// let mut e = Endpoint::new(Config::default(), "10.0.0.1:4000".parse().unwrap()).unwrap();
+    /// assert!(!e.awaits_packets());
+    /// e.send_request(Instant::ZERO, "10.0.0.2:4000".parse().unwrap(), bytes::Bytes::from_static(b"hi"))
+    ///     .unwrap();
+    /// assert!(e.awaits_packets()); // the response is due
+    /// ```
+    pub fn awaits_packets(&self) -> bool {
+        self.n_clients > 0 || !self.incoming.is_empty()
+    }
+
     /// A cheap snapshot of the scheduling state: what this engine has yet to
     /// receive and to send, and how much of it is granted. Unlike
     /// [`metrics`](Self::metrics) it looks only at incomplete messages, so a
