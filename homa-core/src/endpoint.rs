@@ -357,10 +357,12 @@ impl Endpoint {
         m
     }
 
-    /// Whether this engine waits for packets from its peers: a client RPC
-    /// not yet answered, or an incoming message not yet complete. A
-    /// busy-polling adapter keeps spinning while this holds (a packet is
-    /// due), rather than only for a fixed window after the last one.
+    /// Whether this engine has RPCs in progress, and so packets still to
+    /// come from its peers: the response to a client RPC, the rest of a
+    /// request, or the acknowledgment of a response (which a closed-loop
+    /// client piggybacks on its next request). A busy-polling adapter keeps
+    /// spinning while this holds, rather than only for a fixed window
+    /// after the last packet.
     ///
     /// ```
     /// use homa_core::{Config, Endpoint, Instant};
@@ -371,7 +373,8 @@ impl Endpoint {
     /// assert!(e.awaits_packets()); // the response is due
     /// ```
     pub fn awaits_packets(&self) -> bool {
-        self.n_clients > 0 || !self.incoming.is_empty()
+        // Every incoming message belongs to one of these RPCs.
+        self.n_clients > 0 || !self.servers.is_empty()
     }
 
     /// A cheap snapshot of the scheduling state: what this engine has yet to

@@ -932,22 +932,26 @@ fn packets_waiting_in_our_own_queue_are_not_silence() {
     assert_eq!(p.client.metrics().client_timeouts, 0);
 }
 
-/// `awaits_packets` holds while a packet is due: at the client from its
-/// request until the response is in, at the server while a request is
-/// still arriving (not once it is whole and in the application's hands).
+/// `awaits_packets` holds while packets are still to come: at the client
+/// from its request until the response is in, at the server from the
+/// request's first packet until the client has acknowledged the response.
 #[test]
-fn awaits_packets_while_a_response_or_the_rest_of_a_message_is_due() {
+fn awaits_packets_until_the_response_and_its_acknowledgment_are_in() {
     let mut p = Pair::new(Config::default());
     assert!(!p.client.awaits_packets() && !p.server.awaits_packets());
     p.auto_respond = Some(Box::new(|b| b.clone()));
     p.call(pattern(200_000, 1));
     assert!(p.client.awaits_packets(), "the response is due");
-    // Part-way: the server has part of the request and waits for the rest.
     assert!(p.run_until(Duration::from_secs(1), |p| p.server.awaits_packets()));
     assert!(p.run_until(Duration::from_secs(1), |p| p.responses() == 1));
     assert!(
         !p.client.awaits_packets(),
         "nothing is due once the response is in"
     );
-    assert!(!p.server.awaits_packets());
+    assert!(
+        p.server.awaits_packets(),
+        "the acknowledgment is still to come"
+    );
+    // With no next request to carry it, the server asks (NEED_ACK).
+    assert!(p.run_until(Duration::from_secs(1), |p| !p.server.awaits_packets()));
 }
