@@ -357,12 +357,13 @@ impl Endpoint {
         m
     }
 
-    /// Whether this engine has RPCs in progress, and so packets still to
-    /// come from its peers: the response to a client RPC, the rest of a
-    /// request, or the acknowledgment of a response (which a closed-loop
-    /// client piggybacks on its next request). A busy-polling adapter keeps
-    /// spinning while this holds, rather than only for a fixed window
-    /// after the last packet.
+    /// Whether this engine has RPCs in progress, each with packets still
+    /// to come from its peer, now or once the application has answered:
+    /// the response to a client RPC, the rest of a request, or the
+    /// acknowledgment of a response (which a closed-loop client piggybacks
+    /// on its next request). A busy-polling adapter uses it to keep
+    /// spinning for a while after the application's last work, rather than
+    /// only for a fixed window after the last packet.
     ///
     /// ```
     /// use homa_core::{Config, Endpoint, Instant};

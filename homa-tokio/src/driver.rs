@@ -375,6 +375,10 @@ struct Shared {
     /// send what they start in one batch: handles leave their packets to
     /// it instead of each making its own system call.
     batching: bool,
+    /// A handle ran a command here (`Direct::try_run`) since the driver
+    /// last looked: application work, which restarts the busy-poll
+    /// extension (see `Driver::work_at`).
+    commanded: bool,
 }
 
 impl Shared {
@@ -407,6 +411,7 @@ impl Direct {
         };
         let now = self.now();
         st.core.command(now, cmd);
+        st.commanded = true;
         if st.batching {
             // The driver runs next anyway and sends for everyone at once.
             st.core.deliver_events(now);
@@ -442,6 +447,10 @@ pub(crate) struct Driver {
     /// polling goes on from here for the window, or longer while a packet
     /// is due (see the spin below).
     idle_since: Option<std::time::Instant>,
+    /// Last application work: a message delivered to a task, or a command
+    /// from one. Busy polling goes on while packets are due for up to
+    /// `resend_after` after it (see the spin below).
+    work_at: Option<std::time::Instant>,
     /// Busy-poll probes so far (see `FULL_PROBE_EVERY`).
     spin_probes: u32,
     /// The datapath was told we busy-poll ([`Datapath::set_busy_polling`]).
@@ -469,6 +478,7 @@ impl Driver {
                 tx_sent: 0,
                 armed: None,
                 batching: false,
+                commanded: false,
             }),
             dp,
             start: tokio::time::Instant::now(),
@@ -480,6 +490,7 @@ impl Driver {
             rx: Vec::new(),
             busy_poll: options.busy_poll,
             idle_since: None,
+            work_at: None,
             spin_probes: 0,
             polling: false,
             horizon: ReadHorizon::new(limit, Instant::ZERO),
@@ -499,6 +510,9 @@ impl Driver {
         let direct = self.direct.clone();
         let mut st = direct.lock();
         st.batching = false;
+        if std::mem::take(&mut st.commanded) {
+            self.work_at = Some(std::time::Instant::now());
+        }
         let dp = &*direct.dp;
         // The busy-poll spin below has just fed packets to the engine: the
         // next round skips its receive step and goes straight to sending
@@ -522,6 +536,7 @@ impl Driver {
                     Poll::Ready(Some(cmd)) => {
                         st.core.command(now, cmd);
                         progress = true;
+                        self.work_at = Some(std::time::Instant::now());
                     }
                     Poll::Ready(None) => {
                         if st.core.closing.is_none() {
@@ -625,6 +640,7 @@ impl Driver {
                 // `Direct` itself, at once; several leave their packets to
                 // us, and we send them together when we run next.
                 self.idle_since = None;
+                self.work_at = Some(std::time::Instant::now());
                 if delivered > 1 {
                     st.batching = true;
                     st.armed = Some(Instant::ZERO);
@@ -659,22 +675,23 @@ impl Driver {
             // window (a busy machine), a caller whose response came late
             // sleeps, its peer's window runs out while it wakes, and from
             // then on every packet finds its receiver asleep: round trips
-            // stay longer than the window and spinning never resumes. On
-            // this project's 2-core VM, one busy-loop thread beside client
-            // and server took homa-spin's P50 from 12–15 µs to 240 µs,
-            // while a floor that never sleeps stayed at 8–11 µs. So while a packet
-            // is due (`awaits_packets`) the spin lasts up to `resend_after`:
-            // past that the peer counts as silent, and a core spent waiting
-            // on it buys nothing.
+            // stay longer than the window and spinning never resumes (on
+            // this project's 2-core VM, beside one busy-loop thread,
+            // homa-spin's P50 went from 12–17 µs to 241–265 µs; udp-spin,
+            // which never sleeps, stayed at 9.7–12.8 µs). So while the engine
+            // has RPCs in progress (`awaits_packets`) the spin goes on for
+            // up to `resend_after` after the last application work (a
+            // message delivered, a command). Counted from that, not from
+            // any packet: RESENDs and BUSYs answering them go back and forth
+            // while a server's application takes its time, and a slow
+            // handler or a dead peer must not keep both ends spinning.
             if let Some(spin) = self.busy_poll {
                 let t = std::time::Instant::now();
                 let idle_since = *self.idle_since.get_or_insert(t);
-                let limit = if st.core.endpoint.awaits_packets() {
-                    spin.max(st.core.inner.config.resend_after)
-                } else {
-                    spin
-                };
-                if t < idle_since + limit {
+                let resend_after = st.core.inner.config.resend_after;
+                let due = st.core.endpoint.awaits_packets()
+                    && self.work_at.is_some_and(|w| t < w + resend_after);
+                if t < idle_since + spin || due {
                     if !self.polling {
                         // The datapath may drop its wake-ups while we spin
                         // (they cost the kernel something per packet).

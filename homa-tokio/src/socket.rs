@@ -40,12 +40,12 @@ pub struct SocketConfig {
     pub udp: UdpConfig,
     /// Busy polling: when idle, the driver spins on the datapath for up to
     /// this long before sleeping, trading a CPU for the wake-up latency
-    /// (Linux Homa spins up to 100 µs). While packets are due (the
-    /// engine has RPCs in progress: a response, the rest of a request, an
-    /// acknowledgment to come) it spins for up to the engine's
-    /// `resend_after` instead, if that is longer: a window
-    /// shorter than a round trip with sleeping peers would otherwise, on a
-    /// busy machine, leave both ends sleeping between packets for good.
+    /// (Linux Homa spins up to 100 µs). While the engine has RPCs in
+    /// progress, it also spins until the engine's `resend_after` has passed
+    /// since the application's last work (a message delivered to it, a
+    /// call or response from it): a window shorter than a round trip with
+    /// sleeping peers would otherwise, on a busy machine, leave both ends
+    /// sleeping between packets for good.
     /// While it spins, the UDP datapath's
     /// sockets leave the reactor (their wake-ups cost every packet a
     /// callback in the kernel) and return when the driver sleeps. Default

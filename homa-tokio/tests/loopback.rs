@@ -505,7 +505,7 @@ async fn busy_polling_on_one_thread_completes_rpcs() {
 
 /// Busy polling takes the sockets out of the reactor while the driver
 /// spins and puts them back when it goes to sleep: RPCs separated by idle
-/// gaps much longer than the spin window (so that both ends sleep in
+/// gaps much longer than the spin window and `resend_after` (so that both ends sleep in
 /// between) still complete, on one thread and on several.
 #[test]
 fn busy_polling_sleeps_and_wakes_between_rpcs() {
@@ -536,7 +536,9 @@ fn busy_polling_sleeps_and_wakes_between_rpcs() {
                 .expect("an RPC after an idle gap completes")
                 .unwrap();
                 assert_eq!(got, b);
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                // Longer than `resend_after` (5 ms), after which an end
+                // with RPCs in progress stops spinning, plus the ack.
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         });
     }
@@ -596,11 +598,12 @@ impl Datapath for SpinCounting {
 /// keeps spinning while they are due, instead of going to sleep for each
 /// one: once wake-ups outlast the window (a busy machine), sleeping
 /// between packets never stops, and busy polling is lost for good (homa-spin's
-/// P50 went from 12–15 µs to 240 µs beside one busy-loop thread). The
-/// server answers after 3 ms, far past the 200 µs window and within
-/// `resend_after` (5 ms); the client must not stop spinning around each
-/// RPC. (One thread: the next call starts as soon as a response is in, so
-/// no gap between RPCs outlasts the window.)
+/// P50 went from 12–17 µs to 241–265 µs beside one busy-loop thread). The
+/// server answers after 3 ms, far past the 200 µs window and well within
+/// the client's `resend_after` (raised to 50 ms, so that a stall of this
+/// machine cannot end the spin first); the client must not stop spinning
+/// around each RPC. (One thread: the next call starts as soon as a
+/// response is in, so no gap between RPCs outlasts the window.)
 #[tokio::test(flavor = "current_thread")]
 async fn busy_polling_spins_while_a_response_is_due() {
     let server = Server::bind(localhost(), SocketConfig::default())
@@ -623,6 +626,9 @@ async fn busy_polling_spins_while_a_response_is_due() {
     });
     let mut config = SocketConfig::default();
     config.busy_poll = Some(Duration::from_micros(200));
+    config.engine.resend_after = Duration::from_millis(50);
+    config.engine.resend_interval = Duration::from_millis(50);
+    config.engine.timeout = Duration::from_secs(2);
     let socket = Socket::with_datapath(dp.clone(), config).unwrap();
     let client = Client::from_socket(socket);
     for i in 0..10u64 {
@@ -641,4 +647,49 @@ async fn busy_polling_spins_while_a_response_is_due() {
         stops <= 1,
         "the client stopped spinning {stops} times in 10 RPCs whose responses were due"
     );
+}
+
+/// The extension above is bounded: a client whose server's application
+/// takes 60 ms stops spinning after `resend_after` (5 ms) from its call,
+/// although RESENDs and the BUSYs answering them keep going back and
+/// forth, and the response still comes through.
+#[tokio::test(flavor = "current_thread")]
+async fn busy_polling_does_not_spin_through_a_slow_handler() {
+    let server = Server::bind(localhost(), SocketConfig::default())
+        .await
+        .unwrap();
+    let s = server.clone();
+    tokio::spawn(async move {
+        while let Some(req) = s.next_request().await {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                let b = req.body().clone();
+                let _ = req.respond(b);
+            });
+        }
+    });
+    let dp = Arc::new(SpinCounting {
+        inner: bind_udp(false),
+        starts: Default::default(),
+        stops: Default::default(),
+    });
+    let mut config = SocketConfig::default();
+    config.busy_poll = Some(Duration::from_micros(200));
+    let client = Client::from_socket(Socket::with_datapath(dp.clone(), config).unwrap());
+    let b = body(1, 100);
+    let call = tokio::spawn({
+        let (client, b, dest) = (client.clone(), b.clone(), server.local_addr());
+        async move { client.call(dest, b).await }
+    });
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let stops = dp.stops.load(Ordering::Relaxed);
+    assert!(
+        dp.starts.load(Ordering::Relaxed) >= 1,
+        "the client never busy-polled"
+    );
+    assert!(
+        stops >= 1,
+        "the client spun through 40 ms of a slow handler"
+    );
+    assert_eq!(call.await.unwrap().unwrap(), b);
 }
