@@ -600,8 +600,9 @@ impl Datapath for SpinCounting {
 /// between packets never stops, and busy polling is lost for good (homa-spin's
 /// P50 went from 12–17 µs to 241–265 µs beside one busy-loop thread). The
 /// server answers after 3 ms, far past the 200 µs window and well within
-/// the client's `resend_after` (raised to 50 ms, so that a stall of this
-/// machine cannot end the spin first); the client must not stop spinning
+/// the client's `resend_after` (raised to 500 ms: with every test of this
+/// file running at once beside a busy loop, a 50 ms one ran out once in
+/// five runs); the client must not stop spinning
 /// around each RPC. (One thread: the next call starts as soon as a
 /// response is in, so no gap between RPCs outlasts the window.)
 #[tokio::test(flavor = "current_thread")]
@@ -626,9 +627,9 @@ async fn busy_polling_spins_while_a_response_is_due() {
     });
     let mut config = SocketConfig::default();
     config.busy_poll = Some(Duration::from_micros(200));
-    config.engine.resend_after = Duration::from_millis(50);
-    config.engine.resend_interval = Duration::from_millis(50);
-    config.engine.timeout = Duration::from_secs(2);
+    config.engine.resend_after = Duration::from_millis(500);
+    config.engine.resend_interval = Duration::from_millis(500);
+    config.engine.timeout = Duration::from_secs(5);
     let socket = Socket::with_datapath(dp.clone(), config).unwrap();
     let client = Client::from_socket(socket);
     for i in 0..10u64 {
