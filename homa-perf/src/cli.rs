@@ -176,7 +176,7 @@ pub struct TransportArgs {
     pub runtime: RuntimeKind,
     /// How long an idle Homa driver spins on its socket before sleeping,
     /// for the `homa-spin` protocol (µs). With RPCs in progress it also
-    /// spins until the engine's resend interval (5 ms) has passed since the
+    /// spins until the engine's `resend_after` (5 ms) has passed since the
     /// application's last call, response or delivery.
     #[arg(long, default_value_t = 100)]
     pub busy_poll_us: u64,

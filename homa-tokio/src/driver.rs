@@ -448,9 +448,10 @@ pub(crate) struct Driver {
     /// is due (see the spin below).
     idle_since: Option<std::time::Instant>,
     /// Last application work: a message delivered to a task, or a command
-    /// from one. Busy polling goes on while packets are due for up to
-    /// `resend_after` after it (see the spin below).
-    work_at: Option<std::time::Instant>,
+    /// from one (engine time, as each round reads it). Busy polling goes on
+    /// while packets are due for up to `resend_after` after it (see the
+    /// spin below).
+    work_at: Option<Instant>,
     /// Busy-poll probes so far (see `FULL_PROBE_EVERY`).
     spin_probes: u32,
     /// The datapath was told we busy-poll ([`Datapath::set_busy_polling`]).
@@ -510,9 +511,6 @@ impl Driver {
         let direct = self.direct.clone();
         let mut st = direct.lock();
         st.batching = false;
-        if std::mem::take(&mut st.commanded) {
-            self.work_at = Some(std::time::Instant::now());
-        }
         let dp = &*direct.dp;
         // The busy-poll spin below has just fed packets to the engine: the
         // next round skips its receive step and goes straight to sending
@@ -523,6 +521,11 @@ impl Driver {
         for _round in 0..MAX_ROUNDS {
             let now = direct.now();
             let mut progress = false;
+            // Application work since the last round: a command run through
+            // `Direct`, or (below) one from the channel or a delivery.
+            if std::mem::take(&mut st.commanded) {
+                self.work_at = Some(now);
+            }
 
             // Whether the command channel and the datapath were polled
             // until they had nothing more (so they will wake us), rather
@@ -536,7 +539,7 @@ impl Driver {
                     Poll::Ready(Some(cmd)) => {
                         st.core.command(now, cmd);
                         progress = true;
-                        self.work_at = Some(std::time::Instant::now());
+                        self.work_at = Some(now);
                     }
                     Poll::Ready(None) => {
                         if st.core.closing.is_none() {
@@ -640,7 +643,7 @@ impl Driver {
                 // `Direct` itself, at once; several leave their packets to
                 // us, and we send them together when we run next.
                 self.idle_since = None;
-                self.work_at = Some(std::time::Instant::now());
+                self.work_at = Some(now);
                 if delivered > 1 {
                     st.batching = true;
                     st.armed = Some(Instant::ZERO);
@@ -690,7 +693,9 @@ impl Driver {
                 let idle_since = *self.idle_since.get_or_insert(t);
                 let resend_after = st.core.inner.config.resend_after;
                 let due = st.core.endpoint.awaits_packets()
-                    && self.work_at.is_some_and(|w| t < w + resend_after);
+                    && self
+                        .work_at
+                        .is_some_and(|w| now.saturating_duration_since(w) < resend_after);
                 if t < idle_since + spin || due {
                     if !self.polling {
                         // The datapath may drop its wake-ups while we spin

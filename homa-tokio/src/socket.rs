@@ -45,11 +45,10 @@ pub struct SocketConfig {
     /// since the application's last work (a message delivered to it, a
     /// call or response from it): a window shorter than a round trip with
     /// sleeping peers would otherwise, on a busy machine, leave both ends
-    /// sleeping between packets for good.
-    /// While it spins, the UDP datapath's
-    /// sockets leave the reactor (their wake-ups cost every packet a
-    /// callback in the kernel) and return when the driver sleeps. Default
-    /// `None`.
+    /// sleeping between packets for good. While it spins, the UDP
+    /// datapath's sockets leave the reactor (their wake-ups cost every
+    /// packet a callback in the kernel) and return when the driver sleeps.
+    /// Default `None`.
     pub busy_poll: Option<Duration>,
 }
 

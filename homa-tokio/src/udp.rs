@@ -18,7 +18,7 @@ use nix::errno::Errno;
 use nix::libc;
 use nix::sys::socket::{
     recvmmsg, recvmsg, sendmmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned,
-    MsgFlags, MultiHeaders, SockaddrStorage,
+    MsgFlags, MultiHeaders, RecvMsg, SockaddrStorage,
 };
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -255,6 +255,23 @@ struct RecvState {
     /// Room for a probe's GRO control message (nix takes it as a `Vec`;
     /// kept, so that a probe allocates nothing).
     cmsg: Vec<u8>,
+}
+
+/// The size of the packets a received datagram holds: with GRO, the
+/// segment size its control message gives (a coalesced run); otherwise the
+/// whole datagram. At least 1.
+fn gro_segment(msg: &RecvMsg<'_, '_, SockaddrStorage>, gro: bool) -> usize {
+    let mut segment = msg.bytes;
+    if gro {
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let ControlMessageOwned::UdpGroSegments(s) = c {
+                    segment = usize::try_from(s).unwrap_or(msg.bytes);
+                }
+            }
+        }
+    }
+    segment.max(1)
 }
 
 /// The Homa packets of one received datagram: a GRO datagram is several
@@ -624,17 +641,7 @@ impl UdpDatapath {
             )
             .map(|msg| {
                 let from = msg.address.as_ref().and_then(to_socket_addr);
-                let mut segment = msg.bytes;
-                if gro {
-                    if let Ok(cmsgs) = msg.cmsgs() {
-                        for c in cmsgs {
-                            if let ControlMessageOwned::UdpGroSegments(s) = c {
-                                segment = usize::try_from(s).unwrap_or(msg.bytes);
-                            }
-                        }
-                    }
-                }
-                (from, msg.bytes, segment.max(1))
+                (from, msg.bytes, gro_segment(&msg, gro))
             })
         };
         match res {
@@ -642,13 +649,7 @@ impl UdpDatapath {
             Ok((None, _, _)) => {}
             Ok((Some(from), len, segment)) => push_datagram(out, from, &buf[..len], segment),
             Err(Errno::ECONNREFUSED | Errno::EHOSTUNREACH | Errno::ENETUNREACH) => {
-                // IP_RECVERR: an ICMP error is pending (see `recv_up_to`).
-                let dests = self.drain_error_queue(&rx.socket);
-                out.extend(
-                    dests
-                        .into_iter()
-                        .map(|destination| Incoming::Unreachable { destination }),
-                );
+                self.report_unreachable(&rx.socket, out);
             }
             Err(Errno::EAGAIN | Errno::EINTR) => {}
             Err(e) => {
@@ -707,17 +708,7 @@ impl UdpDatapath {
                     let Some(from) = msg.address.as_ref().and_then(to_socket_addr) else {
                         continue;
                     };
-                    let mut segment = msg.bytes;
-                    if gro {
-                        if let Ok(cmsgs) = msg.cmsgs() {
-                            for c in cmsgs {
-                                if let ControlMessageOwned::UdpGroSegments(s) = c {
-                                    segment = usize::try_from(s).unwrap_or(msg.bytes);
-                                }
-                            }
-                        }
-                    }
-                    *slot = Some((from, msg.bytes, segment.max(1)));
+                    *slot = Some((from, msg.bytes, gro_segment(&msg, gro)));
                 }
                 n
             })
@@ -725,14 +716,7 @@ impl UdpDatapath {
         let received = match res {
             Ok(r) => r,
             Err(Errno::ECONNREFUSED | Errno::EHOSTUNREACH | Errno::ENETUNREACH) => {
-                // IP_RECVERR: an ICMP error is pending; learn for which
-                // destination from the error queue.
-                let dests = self.drain_error_queue(socket);
-                out.extend(
-                    dests
-                        .into_iter()
-                        .map(|destination| Incoming::Unreachable { destination }),
-                );
+                self.report_unreachable(socket, out);
                 let n = out.len() - before;
                 return if n > 0 {
                     Ok((n, false))
@@ -767,6 +751,17 @@ impl UdpDatapath {
         } else {
             Ok((n, drained))
         }
+    }
+
+    /// A receive failed with an ICMP error pending (IP_RECVERR): learn for
+    /// which destinations from the error queue, and report them.
+    fn report_unreachable(&self, socket: &impl AsRawFd, out: &mut Vec<Incoming>) {
+        let dests = self.drain_error_queue(socket);
+        out.extend(
+            dests
+                .into_iter()
+                .map(|destination| Incoming::Unreachable { destination }),
+        );
     }
 
     /// Read the socket's error queue (IP_RECVERR) until it is empty: the
@@ -1259,22 +1254,16 @@ mod tests {
         assert_eq!(tos(3) >> 2, 24); // DSCP CS3 = 24
     }
 
-    #[tokio::test]
-    async fn packets_cross_loopback_in_batches() {
-        let a = UdpDatapath::bind("127.0.0.1:0".parse().unwrap(), &UdpConfig::default()).unwrap();
-        let b = UdpDatapath::bind("127.0.0.1:0".parse().unwrap(), &UdpConfig::default()).unwrap();
-        // Build real DATA packets with an engine, to exercise GSO grouping.
+    /// The unscheduled DATA packets of a `body` request from `a` to `b`,
+    /// built by a real engine (so that runs of them exercise GSO grouping).
+    fn request_packets(a: &UdpDatapath, b: &UdpDatapath, body: Bytes) -> Vec<Transmit> {
         let mut engine =
             homa_core::Endpoint::new(homa_core::Config::default(), a.local_addr().unwrap())
                 .unwrap();
         let mut dest = b.local_addr().unwrap();
         dest.set_port(1000);
         engine
-            .send_request(
-                homa_core::Instant::ZERO,
-                dest,
-                Bytes::from(vec![7u8; 20_000]),
-            )
+            .send_request(homa_core::Instant::ZERO, dest, body)
             .unwrap();
         let mut ts = Vec::new();
         // Step time past the pacer until the unscheduled bytes are out.
@@ -1285,13 +1274,26 @@ mod tests {
                 ts.push(t);
             }
         }
-        assert!(ts.len() > 10);
+        ts
+    }
+
+    /// Send all of `ts` from `a`.
+    async fn send_all(a: &UdpDatapath, ts: &[Transmit]) {
         let mut sent = 0;
         while sent < ts.len() {
             sent += futures::future::poll_fn(|cx| a.poll_send(cx, &ts[sent..]))
                 .await
                 .unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn packets_cross_loopback_in_batches() {
+        let a = UdpDatapath::bind("127.0.0.1:0".parse().unwrap(), &UdpConfig::default()).unwrap();
+        let b = UdpDatapath::bind("127.0.0.1:0".parse().unwrap(), &UdpConfig::default()).unwrap();
+        let ts = request_packets(&a, &b, Bytes::from(vec![7u8; 20_000]));
+        assert!(ts.len() > 10);
+        send_all(&a, &ts).await;
         let mut got = Vec::new();
         while got.len() < ts.len() {
             futures::future::poll_fn(|cx| b.poll_recv(cx, &mut got))
@@ -1316,35 +1318,15 @@ mod tests {
         let a = UdpDatapath::bind("127.0.0.1:0".parse().unwrap(), &UdpConfig::default()).unwrap();
         let b = UdpDatapath::bind("127.0.0.1:0".parse().unwrap(), &UdpConfig::default()).unwrap();
         assert!(b.fast_queue_enabled());
-        let mut engine =
-            homa_core::Endpoint::new(homa_core::Config::default(), a.local_addr().unwrap())
-                .unwrap();
-        let mut dest = b.local_addr().unwrap();
-        dest.set_port(1000);
         // 14,000 bytes: all unscheduled, at priority 5, so the fast queue.
         let body: Vec<u8> = (0..14_000u32).map(|i| (i % 251) as u8).collect();
-        engine
-            .send_request(homa_core::Instant::ZERO, dest, Bytes::from(body))
-            .unwrap();
-        let mut ts = Vec::new();
-        for us in 0..1000 {
-            let now = homa_core::Instant::from_nanos(us * 1_000);
-            while let Some(mut t) = engine.poll_transmit(now) {
-                t.destination = b.local_addr().unwrap();
-                ts.push(t);
-            }
-        }
+        let ts = request_packets(&a, &b, Bytes::from(body));
         assert!(
             ts.len() >= 10 && ts.iter().all(|t| t.priority == 5),
             "{}",
             ts.len()
         );
-        let mut sent = 0;
-        while sent < ts.len() {
-            sent += futures::future::poll_fn(|cx| a.poll_send(cx, &ts[sent..]))
-                .await
-                .unwrap();
-        }
+        send_all(&a, &ts).await;
         let mut got = Vec::new();
         let mut most = 0;
         // Probe until everything is in (a hang guard of 10 s, not a timing).

@@ -554,6 +554,35 @@ struct SpinCounting {
     stops: std::sync::atomic::AtomicUsize,
 }
 
+impl SpinCounting {
+    fn bind() -> Arc<SpinCounting> {
+        Arc::new(SpinCounting {
+            inner: bind_udp(false),
+            starts: Default::default(),
+            stops: Default::default(),
+        })
+    }
+}
+
+/// An echo server whose application answers each request `delay` after it
+/// came in.
+async fn delayed_echo_server(delay: Duration) -> Server {
+    let server = Server::bind(localhost(), SocketConfig::default())
+        .await
+        .unwrap();
+    let s = server.clone();
+    tokio::spawn(async move {
+        while let Some(req) = s.next_request().await {
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let b = req.body().clone();
+                let _ = req.respond(b);
+            });
+        }
+    });
+    server
+}
+
 impl Datapath for SpinCounting {
     fn poll_recv(
         &self,
@@ -602,29 +631,13 @@ impl Datapath for SpinCounting {
 /// server answers after 3 ms, far past the 200 µs window and well within
 /// the client's `resend_after` (raised to 500 ms: with every test of this
 /// file running at once beside a busy loop, a 50 ms one ran out once in
-/// five runs); the client must not stop spinning
-/// around each RPC. (One thread: the next call starts as soon as a
-/// response is in, so no gap between RPCs outlasts the window.)
+/// five runs); the client must not stop spinning around each RPC. (One
+/// thread: the next call starts as soon as a response is in, so no gap
+/// between RPCs outlasts the window.)
 #[tokio::test(flavor = "current_thread")]
 async fn busy_polling_spins_while_a_response_is_due() {
-    let server = Server::bind(localhost(), SocketConfig::default())
-        .await
-        .unwrap();
-    let s = server.clone();
-    tokio::spawn(async move {
-        while let Some(req) = s.next_request().await {
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(3)).await;
-                let b = req.body().clone();
-                let _ = req.respond(b);
-            });
-        }
-    });
-    let dp = Arc::new(SpinCounting {
-        inner: bind_udp(false),
-        starts: Default::default(),
-        stops: Default::default(),
-    });
+    let server = delayed_echo_server(Duration::from_millis(3)).await;
+    let dp = SpinCounting::bind();
     let mut config = SocketConfig::default();
     config.busy_poll = Some(Duration::from_micros(200));
     config.engine.resend_after = Duration::from_millis(500);
@@ -656,24 +669,8 @@ async fn busy_polling_spins_while_a_response_is_due() {
 /// forth, and the response still comes through.
 #[tokio::test(flavor = "current_thread")]
 async fn busy_polling_does_not_spin_through_a_slow_handler() {
-    let server = Server::bind(localhost(), SocketConfig::default())
-        .await
-        .unwrap();
-    let s = server.clone();
-    tokio::spawn(async move {
-        while let Some(req) = s.next_request().await {
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(60)).await;
-                let b = req.body().clone();
-                let _ = req.respond(b);
-            });
-        }
-    });
-    let dp = Arc::new(SpinCounting {
-        inner: bind_udp(false),
-        starts: Default::default(),
-        stops: Default::default(),
-    });
+    let server = delayed_echo_server(Duration::from_millis(60)).await;
+    let dp = SpinCounting::bind();
     let mut config = SocketConfig::default();
     config.busy_poll = Some(Duration::from_micros(200));
     let client = Client::from_socket(Socket::with_datapath(dp.clone(), config).unwrap());
