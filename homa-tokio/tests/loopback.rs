@@ -552,6 +552,9 @@ struct SpinCounting {
     /// `set_busy_polling(true)` and `(false)` calls.
     starts: std::sync::atomic::AtomicUsize,
     stops: std::sync::atomic::AtomicUsize,
+    /// Every busy-poll probe: whether it was full (`try_recv`) and how many
+    /// packets it found.
+    probes: std::sync::Mutex<Vec<(bool, usize)>>,
 }
 
 impl SpinCounting {
@@ -560,6 +563,7 @@ impl SpinCounting {
             inner: bind_udp(false),
             starts: Default::default(),
             stops: Default::default(),
+            probes: Default::default(),
         })
     }
 }
@@ -599,10 +603,14 @@ impl Datapath for SpinCounting {
         self.inner.poll_send(cx, transmits)
     }
     fn try_recv(&self, out: &mut Vec<Incoming>) -> std::io::Result<usize> {
-        self.inner.try_recv(out)
+        let n = self.inner.try_recv(out)?;
+        self.probes.lock().unwrap().push((true, n));
+        Ok(n)
     }
     fn try_recv_urgent(&self, out: &mut Vec<Incoming>) -> std::io::Result<usize> {
-        self.inner.try_recv_urgent(out)
+        let n = self.inner.try_recv_urgent(out)?;
+        self.probes.lock().unwrap().push((false, n));
+        Ok(n)
     }
     fn set_busy_polling(&self, on: bool) -> std::io::Result<()> {
         let n = if on { &self.starts } else { &self.stops };
@@ -690,4 +698,43 @@ async fn busy_polling_does_not_spin_through_a_slow_handler() {
         "the client spun through 40 ms of a slow handler"
     );
     assert_eq!(call.await.unwrap().unwrap(), b);
+}
+
+/// Most busy-poll probes look only at the urgent queue (short messages and
+/// control packets), one in sixteen at every queue. Bulk data arrives in
+/// the main queue, and must not wait for the sixteenth probe while it
+/// flows: a full probe that finds packets is followed by another full one.
+/// A 1 MB echo (its scheduled packets, at low priority, all in the main
+/// queue) through a busy-polling client.
+#[tokio::test(flavor = "current_thread")]
+async fn busy_polling_keeps_reading_everywhere_while_bulk_data_flows() {
+    let server = echo_server(SocketConfig::default()).await;
+    let dp = SpinCounting::bind();
+    let mut config = SocketConfig::default();
+    config.busy_poll = Some(Duration::from_millis(50));
+    let client = Client::from_socket(Socket::with_datapath(dp.clone(), config).unwrap());
+    for i in 0..3u64 {
+        let b = body(i, 1_000_000);
+        assert_eq!(
+            client.call(server.local_addr(), b.clone()).await.unwrap(),
+            b
+        );
+    }
+    let probes = dp.probes.lock().unwrap().clone();
+    let found_by_full = probes.iter().filter(|&&(full, n)| full && n > 0).count();
+    assert!(
+        found_by_full > 0,
+        "no full probe found bulk data ({} probes)",
+        probes.len()
+    );
+    let urgent = probes.iter().filter(|&&(full, _)| !full).count();
+    assert!(urgent > 0, "no probe was an urgent-only one");
+    for (i, w) in probes.windows(2).enumerate() {
+        assert!(
+            !(w[0].0 && w[0].1 > 0) || w[1].0,
+            "probe {i} was full and found {} packets, but probe {} looked only at the urgent queue",
+            w[0].1,
+            i + 1
+        );
+    }
 }
