@@ -16,6 +16,34 @@ use tokio::sync::{mpsc, oneshot};
 use crate::load::ResponseSpec;
 use crate::wire;
 
+/// An engine's counters in one line for the report: packets, RESENDs sent,
+/// bytes retransmitted, timeouts, and drops by reason (the nonzero ones).
+/// Duplicates and packets for RPCs already finished (unknown RPC, stale) are
+/// mostly the trail of retransmissions; buffer and RPC limits are real
+/// losses.
+pub fn engine_line(m: &homa_tokio::Metrics) -> String {
+    let reasons: Vec<String> = m
+        .drops_by_reason()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(why, n)| format!("{n} {}", why.as_str()))
+        .collect();
+    let why = if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", reasons.join(", "))
+    };
+    format!(
+        "{} packets out, {} in, {} RESENDs sent, {} bytes retransmitted, {} timeouts, {} drops{why}",
+        m.packets_out.iter().sum::<u64>(),
+        m.packets_in.iter().sum::<u64>(),
+        m.resends_sent,
+        m.retransmitted_bytes,
+        m.client_timeouts + m.server_timeouts,
+        m.drops()
+    )
+}
+
 /// Frames up to this size are written with one system call.
 const COALESCE: usize = 16 * 1024;
 
@@ -90,35 +118,12 @@ impl AsyncTransport {
     }
 
     /// A line of transport counters for the report (Homa: the client
-    /// engine's resends, retransmissions and drops).
+    /// engine's, see [`engine_line`]).
     pub async fn notes(&self) -> Option<String> {
         match self {
             AsyncTransport::Homa { client, .. } => {
                 let m = client.metrics().await.ok()?;
-                // Drops by reason, the nonzero ones: duplicates and packets
-                // for RPCs already finished (unknown RPC, stale) are mostly
-                // the trail of retransmissions; buffer and RPC limits are
-                // real losses.
-                let reasons: Vec<String> = m
-                    .drops_by_reason()
-                    .iter()
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(why, n)| format!("{n} {}", why.as_str()))
-                    .collect();
-                let why = if reasons.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", reasons.join(", "))
-                };
-                Some(format!(
-                    "client engine: {} packets out, {} in, {} RESENDs sent, {} bytes retransmitted, {} timeouts, {} drops{why}",
-                    m.packets_out.iter().sum::<u64>(),
-                    m.packets_in.iter().sum::<u64>(),
-                    m.resends_sent,
-                    m.retransmitted_bytes,
-                    m.client_timeouts,
-                    m.drops()
-                ))
+                Some(format!("client engine: {}", engine_line(&m)))
             }
             AsyncTransport::Tcp { .. } => None,
         }
@@ -304,12 +309,12 @@ async fn tcp_reader(
 pub async fn homa_server(
     bind: SocketAddr,
     config: SocketConfig,
-    ready: impl FnOnce(SocketAddr),
+    ready: impl FnOnce(SocketAddr, &Server),
 ) -> Result<(), String> {
     let server = Server::bind(bind, config)
         .await
         .map_err(|e| format!("homa server bind {bind}: {e}"))?;
-    ready(server.local_addr());
+    ready(server.local_addr(), &server);
     homa_serve(server).await;
     Ok(())
 }

@@ -464,9 +464,11 @@ impl LoadArgs {
 pub struct OutputArgs {
     /// Write the results as JSON:
     /// {"runs":[{"protocol","short_p50_us","short_p99_us","rpcs_per_sec",
-    /// "throughput_gbps","errors","error_examples","buckets":[{"size_upper",
+    /// "throughput_gbps","errors","error_examples","notes","buckets":[{"size_upper",
     /// "count","p50_us","p99_us","p999_us","p99_slowdown"}]}]}, where
-    /// error_examples holds up to five error messages. With `--scenario all`, one
+    /// error_examples holds up to five error messages and notes the transport's
+    /// counters (Homa: the client's and the servers' engines: packets, RESENDs,
+    /// retransmitted bytes, timeouts, drops). With `--scenario all`, one
     /// file per scenario (`FILE-<scenario>.json`).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

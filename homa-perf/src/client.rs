@@ -97,7 +97,7 @@ impl Control {
 /// Drives the phases from its own thread: the progress bar, the client's
 /// CPU snapshots and the servers' CPU accounting.
 struct Phases {
-    thread: std::thread::JoinHandle<(f64, Option<f64>)>,
+    thread: std::thread::JoinHandle<(f64, Option<f64>, Vec<String>)>,
 }
 
 impl Phases {
@@ -156,7 +156,9 @@ impl Phases {
                 );
             };
             let mut server = Some(0.0);
-            for c in &mut controls {
+            let mut engines = Vec::new();
+            let n = controls.len();
+            for (i, c) in controls.iter_mut().enumerate() {
                 let v = c
                     .ask("STOP")
                     .and_then(|l| l.strip_prefix("cpu ").and_then(|v| v.parse::<f64>().ok()));
@@ -164,18 +166,34 @@ impl Phases {
                     (Some(a), Some(b)) => Some(a + b),
                     _ => None,
                 };
+                // The server's Homa engine (none for TCP and the udp
+                // floors): its RESENDs and drops are the other half of the
+                // client's.
+                let line = c.ask("ENGINE");
+                if let Some(e) = line.as_deref().and_then(|l| l.strip_prefix("engine ")) {
+                    if e != "none" {
+                        let who = if n > 1 {
+                            format!("server {} engine", i + 1)
+                        } else {
+                            "server engine".to_string()
+                        };
+                        engines.push(format!("{who}: {e}"));
+                    }
+                }
             }
             if controls.is_empty() {
                 server = None;
             }
             bar.finish_and_clear();
-            (cpu, server)
+            (cpu, server, engines)
         });
         Phases { thread }
     }
 
-    fn join(self) -> (f64, Option<f64>) {
-        self.thread.join().unwrap_or((0.0, None))
+    /// The client's and the servers' CPU seconds, and the servers' engine
+    /// counters.
+    fn join(self) -> (f64, Option<f64>, Vec<String>) {
+        self.thread.join().unwrap_or((0.0, None, Vec::new()))
     }
 }
 
@@ -294,7 +312,8 @@ pub fn run(args: &ClientArgs) -> Result<RunResult, String> {
         (idle, rec, phases)
     };
 
-    let (client_cpu, server_cpu) = phases.join();
+    let (client_cpu, server_cpu, engines) = phases.join();
+    notes.extend(engines);
     let (samples, errors) = rec.take();
     let from = warmup.as_nanos() as u64;
     let to = (warmup + duration).as_nanos() as u64;

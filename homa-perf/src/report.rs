@@ -171,6 +171,9 @@ struct JsonRun {
     errors: u64,
     /// Up to five error messages, so a failed run says why.
     error_examples: Vec<String>,
+    /// Transport counters (Homa: the client's and the servers' engines;
+    /// homa-dpdk: the port), one line each, as printed below the table.
+    notes: Vec<String>,
     buckets: Vec<JsonBucket>,
 }
 
@@ -192,6 +195,7 @@ pub fn json(runs: &[RunResult]) -> String {
                 throughput_gbps: r.throughput_gbps,
                 errors: r.errors,
                 error_examples: r.error_examples.clone(),
+                notes: r.notes.clone(),
                 buckets: r
                     .buckets
                     .iter()

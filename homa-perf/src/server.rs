@@ -1,6 +1,8 @@
 //! The server role: serve one protocol, and a control channel (TCP, line
-//! based) over which clients start and stop the server's CPU accounting:
-//! `START` → `ok`; `STOP` → `cpu <seconds used since START>`.
+//! based) over which clients start and stop the server's CPU accounting and
+//! read its Homa engine's counters: `START` → `ok`; `STOP` → `cpu <seconds
+//! used since START>`; `ENGINE` → `engine <counters>`, or `engine none`
+//! for a protocol without an engine (or before the engine is up).
 //!
 //! The CPU time is the whole process's (`getrusage`), so for homa-dpdk it
 //! includes the polling thread's. A homa-dpdk server stops cleanly on
@@ -9,7 +11,9 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, OnceLock};
+
+use homa_tokio::Server;
 
 use crate::asyncproto;
 use crate::cli::{Protocol, ServerArgs};
@@ -17,9 +21,25 @@ use crate::dpdk;
 use crate::stats::cpu_seconds;
 use crate::udp;
 
-fn control(listener: TcpListener) {
+/// Reads the Homa engine's counters for `ENGINE`, once the server is up.
+type EngineReport = Arc<OnceLock<Box<dyn Fn() -> Option<String> + Send + Sync>>>;
+
+/// Let `ENGINE` answer with `server`'s counters. Called on the runtime the
+/// server's driver runs on; the control thread then waits for the answer
+/// with that runtime's handle (the driver, driven by the runtime's own
+/// thread, answers).
+fn report_engine(report: &EngineReport, server: &Server) {
+    let (server, rt) = (server.clone(), tokio::runtime::Handle::current());
+    let _ = report.set(Box::new(move || {
+        let m = rt.block_on(server.metrics()).ok()?;
+        Some(asyncproto::engine_line(&m))
+    }));
+}
+
+fn control(listener: TcpListener, engine: EngineReport) {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
+        let engine = engine.clone();
         std::thread::spawn(move || {
             let Ok(w) = conn.try_clone() else { return };
             let mut w = w;
@@ -32,6 +52,10 @@ fn control(listener: TcpListener) {
                         "ok".to_string()
                     }
                     "STOP" => format!("cpu {:.6}", cpu_seconds() - start),
+                    "ENGINE" => match engine.get().and_then(|f| f()) {
+                        Some(line) => format!("engine {line}"),
+                        None => "engine none".to_string(),
+                    },
                     other => format!("error unknown command {other:?}"),
                 };
                 if writeln!(w, "{reply}").is_err() {
@@ -49,7 +73,11 @@ pub fn run(args: &ServerArgs) -> Result<(), String> {
     let listener = TcpListener::bind(args.control)
         .map_err(|e| format!("control bind {}: {e}", args.control))?;
     let control_addr = listener.local_addr().map_err(|e| e.to_string())?;
-    std::thread::spawn(move || control(listener));
+    let engine = EngineReport::default();
+    std::thread::spawn({
+        let engine = engine.clone();
+        move || control(listener, engine)
+    });
 
     let (tx, rx) = mpsc::channel::<SocketAddr>();
     let announce = std::thread::spawn(move || {
@@ -71,6 +99,7 @@ pub fn run(args: &ServerArgs) -> Result<(), String> {
             let endpoint = dpdk::Endpoint::start(&args.dpdk, dpdk::Side::Server(bind), config)?;
             let r = args.transport.runtime.build().and_then(|rt| {
                 let (server, addr) = (endpoint.server(), endpoint.local_addr());
+                rt.block_on(async { report_engine(&engine, &server) });
                 rt.block_on(async move {
                     tokio::spawn(serve_until_signalled(server, addr, ready))
                         .await
@@ -92,7 +121,11 @@ pub fn run(args: &ServerArgs) -> Result<(), String> {
                     if p == Protocol::Tcp {
                         asyncproto::tcp_server(bind, ready).await
                     } else {
-                        asyncproto::homa_server(bind, config, ready).await
+                        asyncproto::homa_server(bind, config, |addr, server| {
+                            report_engine(&engine, server);
+                            ready(addr)
+                        })
+                        .await
                     }
                 })
                 .await

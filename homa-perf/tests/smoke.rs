@@ -10,6 +10,23 @@ use common::{check, loopback};
 fn every_protocol_completes_rpcs_without_errors() {
     let doc = loopback("homa,tcp,udp,udp-spin,homa-spin", &["--sizes", "100"]);
     check(&doc, &["homa", "tcp", "udp", "udp-spin", "homa-spin"]);
+    // Homa runs carry both ends' engine counters; the others none.
+    for run in doc["runs"].as_array().unwrap() {
+        let notes: Vec<&str> = run["notes"]
+            .as_array()
+            .expect("notes array")
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        let homa = run["protocol"].as_str().unwrap().starts_with("homa");
+        for who in ["client engine: ", "server engine: "] {
+            let line = notes.iter().find(|n| n.starts_with(who));
+            assert_eq!(line.is_some(), homa, "{}: {notes:?}", run["protocol"]);
+            if let Some(line) = line {
+                assert!(line.contains(" RESENDs sent, "), "{line}");
+            }
+        }
+    }
 }
 
 #[test]
