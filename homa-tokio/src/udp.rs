@@ -34,6 +34,9 @@ const MAX_GSO_SEGMENTS: usize = 64;
 /// Largest UDP payload: a GSO send or a GRO receive is one datagram of at
 /// most this many bytes.
 const MAX_DATAGRAM: usize = 65_507;
+/// Receive buffers grow to this on a truncated datagram: any UDP payload
+/// (IPv6's are up to 65,527 bytes, and a GRO run up to its 16-bit length).
+const MAX_RECV_DATAGRAM: usize = u16::MAX as usize;
 
 /// Options of the UDP datapath.
 ///
@@ -49,6 +52,10 @@ pub struct UdpConfig {
     /// Largest UDP payload (one Homa packet) to send. Default 1472: a
     /// 1500-byte Ethernet MTU minus the IPv4 and UDP headers. Loopback takes
     /// up to 65,507; larger packets mean fewer system calls per message.
+    ///
+    /// Peers need not agree on it. Without GRO the receive buffers start
+    /// at this size; the first longer datagram is dropped (its data comes
+    /// back by RESEND) and they grow to hold any.
     pub max_packet_size: usize,
     /// Rate the engine's pacer assumes, in bits per second. `None` (default)
     /// picks 100 Gbit/s on a loopback address (the kernel copies, there is no
@@ -237,6 +244,33 @@ impl RecvState {
             batch: MIN_RECV_BATCH,
             unreachable: Vec::new(),
             cmsg: nix::cmsg_space!(libc_int),
+        }
+    }
+}
+
+impl RecvState {
+    /// A datagram did not fit its buffer (`MSG_TRUNC`): it is dropped, and
+    /// the buffers grow so that the next one fits. Without GRO they are
+    /// `max_packet_size` long, and a peer configured for larger packets
+    /// would otherwise have every such packet cut short. A DATA packet's
+    /// length is its datagram's, so the engine would take the cut one for a
+    /// shorter packet, and the RPC would hang: each RESEND brings back the
+    /// same oversized packet, cut the same way, and hearing it resets the
+    /// silence that would time the RPC out. The dropped packet is recovered
+    /// by RESEND, now into a buffer that holds it.
+    fn truncated(&mut self, from: SocketAddr) {
+        if self.bufs[0].len() >= MAX_RECV_DATAGRAM {
+            return;
+        }
+        tracing::warn!(
+            %from,
+            buffer = self.bufs[0].len(),
+            "a datagram was longer than the receive buffer (the peer's \
+             max_packet_size is larger than ours): dropped, and the buffers \
+             grow to {MAX_RECV_DATAGRAM} bytes; its data comes back by RESEND"
+        );
+        for b in &mut self.bufs {
+            b.resize(MAX_RECV_DATAGRAM, 0);
         }
     }
 }
@@ -641,13 +675,17 @@ impl UdpDatapath {
             )
             .map(|msg| {
                 let from = msg.address.as_ref().and_then(to_socket_addr);
-                (from, msg.bytes, gro_segment(&msg, gro))
+                let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
+                (from, msg.bytes, gro_segment(&msg, gro), truncated)
             })
         };
         match res {
             // A datagram without a sender cannot be answered: skipped.
-            Ok((None, _, _)) => {}
-            Ok((Some(from), len, segment)) => push_datagram(out, from, &buf[..len], segment),
+            Ok((None, ..)) => {}
+            Ok((Some(from), _, _, true)) => st.truncated(from),
+            Ok((Some(from), len, segment, false)) => {
+                push_datagram(out, from, &st.bufs[0][..len], segment)
+            }
             Err(Errno::ECONNREFUSED | Errno::EHOSTUNREACH | Errno::ENETUNREACH) => {
                 self.report_unreachable(&rx.socket, out);
             }
@@ -679,7 +717,7 @@ impl UdpDatapath {
         // stack, like the I/O vectors: this runs for every read, and for
         // every fourth busy-poll probe (the full ones). (nix's
         // `MultiHeaders` below still allocates on every call.)
-        let mut got: [Option<(SocketAddr, usize, usize)>; N] = [None; N];
+        let mut got: [Option<(SocketAddr, usize, usize, bool)>; N] = [None; N];
         let res = {
             let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
                 N,
@@ -708,7 +746,8 @@ impl UdpDatapath {
                     let Some(from) = msg.address.as_ref().and_then(to_socket_addr) else {
                         continue;
                     };
-                    *slot = Some((from, msg.bytes, gro_segment(&msg, gro)));
+                    let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
+                    *slot = Some((from, msg.bytes, gro_segment(&msg, gro), truncated));
                 }
                 n
             })
@@ -737,16 +776,29 @@ impl UdpDatapath {
         } else {
             (N * 4).min(BATCH)
         };
-        for (i, (from, len, segment)) in got
+        let mut cut = None;
+        for (i, (from, len, segment, truncated)) in got
             .into_iter()
             .enumerate()
             .take(received)
             .filter_map(|(i, g)| Some((i, g?)))
         {
-            push_datagram(out, from, &st.bufs[i][..len], segment);
+            if truncated {
+                cut = Some(from);
+            } else {
+                push_datagram(out, from, &st.bufs[i][..len], segment);
+            }
+        }
+        if let Some(from) = cut {
+            st.truncated(from);
         }
         let n = out.len() - before;
-        if n == 0 {
+        if n == 0 && received > 0 {
+            // Everything read was skipped (truncated, or without a
+            // sender): not "empty", which would clear the readiness with
+            // datagrams still queued; the caller reads again.
+            Err(io::ErrorKind::Interrupted.into())
+        } else if n == 0 {
             Err(io::ErrorKind::WouldBlock.into())
         } else {
             Ok((n, drained))
@@ -1578,6 +1630,40 @@ mod tests {
             missing.is_empty(),
             "never reported unreachable: {missing:?}"
         );
+    }
+
+    /// Without GRO the receive buffers are `max_packet_size` long. A
+    /// longer datagram (from a peer configured for larger packets) is
+    /// dropped, not handed on cut short, and the buffers grow: the next
+    /// one comes through whole, by a batched read and by a probe alike.
+    #[tokio::test]
+    async fn a_datagram_longer_than_the_buffers_is_dropped_and_they_grow() {
+        for probe in [false, true] {
+            let config = UdpConfig {
+                gro: false,
+                fast_queue_priority: None,
+                ..UdpConfig::default()
+            };
+            let dp = UdpDatapath::bind("127.0.0.1:0".parse().unwrap(), &config).unwrap();
+            let to = dp.local_addr().unwrap();
+            let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            tx.send_to(&[1; 9000], to).unwrap();
+            tx.send_to(&[2; 100], to).unwrap();
+            tx.send_to(&[3; 9000], to).unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                if probe {
+                    let _ = dp.try_recv_urgent(&mut got).unwrap();
+                } else {
+                    let _ = futures::future::poll_fn(|cx| dp.poll_recv(cx, &mut got))
+                        .await
+                        .unwrap();
+                }
+            }
+            let lens: Vec<(u8, usize)> = payloads(&got).iter().map(|p| (p[0], p.len())).collect();
+            assert_eq!(lens, [(2, 100), (3, 9000)], "probe: {probe}");
+        }
     }
 
     #[tokio::test]

@@ -738,3 +738,30 @@ async fn busy_polling_keeps_reading_everywhere_while_bulk_data_flows() {
         );
     }
 }
+
+/// Peers whose `max_packet_size` differ still talk. The client sends
+/// 9,000-byte packets to a server whose buffers, without GRO, hold its own
+/// 1,472: the first such packet is dropped (not taken cut short) and the
+/// server's buffers grow, so the RESEND that asks for it again brings it
+/// back whole. Before, the server took each cut-short packet for a short
+/// one (a DATA packet's length is the datagram's), every retransmission
+/// was cut short the same way and counted as hearing from the client, and
+/// the RPC hung: it neither completed nor timed out.
+#[tokio::test]
+async fn a_peer_with_larger_packets_is_understood() {
+    let mut small = SocketConfig::default();
+    small.udp.gro = false;
+    let server = echo_server(small).await;
+    let mut big = SocketConfig::default();
+    big.udp.max_packet_size = 9_000;
+    let client = Client::bind(localhost(), big).await.unwrap();
+    for i in 0..3u64 {
+        let b = body(i, 100_000);
+        let call = client.call(server.local_addr(), b.clone());
+        let got = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("the RPC hung")
+            .unwrap();
+        assert_eq!(got, b);
+    }
+}
