@@ -356,7 +356,9 @@ pub struct LoadArgs {
     #[arg(long, conflicts_with_all = ["rate", "gbps"])]
     pub outstanding: Option<usize>,
     /// Open loop: Poisson arrivals at this many RPCs per second (per client
-    /// process).
+    /// process). An RPC's latency counts from its arrival (when the load
+    /// generator's clock issues it), so time it spends waiting for a busy
+    /// client counts too.
     #[arg(long, conflicts_with = "gbps")]
     pub rate: Option<f64>,
     /// Open loop: Poisson arrivals at the rate that offers this many Gbit/s

@@ -474,7 +474,14 @@ async fn open_loop(
     // kernel's timers are precise to tens of µs; tokio's to a millisecond),
     // so the load generator does not spin a core that the protocol under
     // test could use. Arrivals that fall due together are issued together.
-    let (tx, mut due) = tokio::sync::mpsc::unbounded_channel::<()>();
+    //
+    // Each RPC's time counts from the moment the clock thread issues it,
+    // not from when its task first runs: an open-loop load must not let
+    // the client's own backlog (a runtime busy with earlier RPCs' packets)
+    // hide from the latency it causes. The clock thread's lateness waking
+    // up (timer slack) is the load generator's, not the transport's, and is
+    // not counted.
+    let (tx, mut due) = tokio::sync::mpsc::unbounded_channel::<Instant>();
     let clock = std::thread::spawn(move || {
         let mut rng = Rng::new(seed ^ 0xa11);
         let mut next = Instant::now();
@@ -484,7 +491,7 @@ async fn open_loop(
                 std::thread::sleep(next - now);
                 continue;
             }
-            if tx.send(()).is_err() {
+            if tx.send(now).is_err() {
                 return;
             }
             next += rng.exp_gap(rate);
@@ -492,7 +499,7 @@ async fn open_loop(
     });
     let mut rng = Rng::new(seed);
     let mut rpcs = JoinSet::new();
-    while due.recv().await.is_some() {
+    while let Some(start) = due.recv().await {
         while rpcs.try_join_next().is_some() {}
         if rpcs.len() >= max {
             rec.skipped.fetch_add(1, Ordering::Relaxed);
@@ -503,7 +510,6 @@ async fn open_loop(
         let server = rng.below(t.servers());
         let (t, rec) = (t.clone(), rec.clone());
         rpcs.spawn(async move {
-            let start = Instant::now();
             match t.call(server, size, resp).await {
                 Ok(()) => rec.ok(size, resp, start),
                 Err(e) => rec.err(start, format!("{size}-byte RPC: {e}")),
