@@ -49,9 +49,10 @@
 //! With [`SocketConfig::busy_poll`], an idle driver first spins on the
 //! datapath for a while, as Linux Homa does, to save the wake-up latency.
 //! Each probe looks at the UDP datapath's high-priority queue (every
-//! sixteenth at both, and every one while those find packets), and while the driver spins its sockets are out of the reactor,
-//! whose per-packet wake-up callbacks nobody would be waiting for; they go
-//! back before the driver sleeps.
+//! sixteenth at both, and every one while those find packets), and while
+//! the driver spins its sockets are out of the reactor, whose per-packet
+//! wake-up callbacks nobody would be waiting for; they go back before the
+//! driver sleeps.
 //!
 //! A kernel-bypass datapath (`homa-dpdk`) runs the engine on its own
 //! polling thread instead of a driver task: [`host::EngineHost`] is that

@@ -246,9 +246,7 @@ impl RecvState {
             cmsg: nix::cmsg_space!(libc_int),
         }
     }
-}
 
-impl RecvState {
     /// A datagram did not fit its buffer (`MSG_TRUNC`): it is dropped, and
     /// the buffers grow so that the next one fits. Without GRO they are
     /// `max_packet_size` long, and a peer configured for larger packets
@@ -291,6 +289,19 @@ struct RecvState {
     /// Room for a probe's GRO control message (nix takes it as a `Vec`;
     /// kept, so that a probe allocates nothing).
     cmsg: Vec<u8>,
+}
+
+/// What a received datagram is: its sender (`None` if it has none, and
+/// then it cannot be answered and is skipped), its length, the size of the
+/// packets it holds (see [`gro_segment`]), and whether it was cut short to
+/// fit its buffer (`MSG_TRUNC`, see `RecvState::truncated`).
+fn datagram_of(
+    msg: &RecvMsg<'_, '_, SockaddrStorage>,
+    gro: bool,
+) -> (Option<SocketAddr>, usize, usize, bool) {
+    let from = msg.address.as_ref().and_then(to_socket_addr);
+    let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
+    (from, msg.bytes, gro_segment(msg, gro), truncated)
 }
 
 /// The size of the packets a received datagram holds: with GRO, the
@@ -675,11 +686,7 @@ impl UdpDatapath {
                 if gro { Some(cmsg) } else { None },
                 MsgFlags::MSG_DONTWAIT,
             )
-            .map(|msg| {
-                let from = msg.address.as_ref().and_then(to_socket_addr);
-                let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
-                (from, msg.bytes, gro_segment(&msg, gro), truncated)
-            })
+            .map(|msg| datagram_of(&msg, gro))
         };
         match res {
             // A datagram without a sender cannot be answered: skipped.
@@ -745,11 +752,9 @@ impl UdpDatapath {
                     // A datagram without a sender cannot be answered; skip
                     // it (its slot stays empty, so later ones keep their
                     // buffer index).
-                    let Some(from) = msg.address.as_ref().and_then(to_socket_addr) else {
-                        continue;
-                    };
-                    let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
-                    *slot = Some((from, msg.bytes, gro_segment(&msg, gro), truncated));
+                    if let (Some(from), len, segment, truncated) = datagram_of(&msg, gro) {
+                        *slot = Some((from, len, segment, truncated));
+                    }
                 }
                 n
             })
