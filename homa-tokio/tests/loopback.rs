@@ -481,8 +481,7 @@ async fn poll_send_and_poll_recv_carry_an_rpc() {
 /// and concurrent RPCs complete byte for byte.
 #[tokio::test(flavor = "current_thread")]
 async fn busy_polling_on_one_thread_completes_rpcs() {
-    let mut config = SocketConfig::default();
-    config.busy_poll = Some(Duration::from_micros(200));
+    let config = spinning(Duration::from_micros(200));
     let server = echo_server(config.clone()).await;
     let client = Client::bind(localhost(), config).await.unwrap();
     for i in 0..200u64 {
@@ -505,8 +504,8 @@ async fn busy_polling_on_one_thread_completes_rpcs() {
 
 /// Busy polling takes the sockets out of the reactor while the driver
 /// spins and puts them back when it goes to sleep: RPCs separated by idle
-/// gaps much longer than the spin window and `resend_after` (so that both ends sleep in
-/// between) still complete, on one thread and on several.
+/// gaps much longer than the spin window and `resend_after` (so that both
+/// ends sleep in between) still complete, on one thread and on several.
 #[test]
 fn busy_polling_sleeps_and_wakes_between_rpcs() {
     for multi in [false, true] {
@@ -522,8 +521,7 @@ fn busy_polling_sleeps_and_wakes_between_rpcs() {
         }
         .unwrap();
         rt.block_on(async {
-            let mut config = SocketConfig::default();
-            config.busy_poll = Some(Duration::from_micros(50));
+            let config = spinning(Duration::from_micros(50));
             let server = echo_server(config.clone()).await;
             let client = Client::bind(localhost(), config).await.unwrap();
             for i in 0..20u64 {
@@ -557,14 +555,24 @@ struct SpinCounting {
     probes: std::sync::Mutex<Vec<(bool, usize)>>,
 }
 
+/// The default socket config, busy-polling for `window`.
+fn spinning(window: Duration) -> SocketConfig {
+    let mut config = SocketConfig::default();
+    config.busy_poll = Some(window);
+    config
+}
+
 impl SpinCounting {
-    fn bind() -> Arc<SpinCounting> {
-        Arc::new(SpinCounting {
+    /// A client with `config` over a fresh counting datapath.
+    fn client(config: SocketConfig) -> (Arc<SpinCounting>, Client) {
+        let dp = Arc::new(SpinCounting {
             inner: bind_udp(false),
             starts: Default::default(),
             stops: Default::default(),
             probes: Default::default(),
-        })
+        });
+        let client = Client::from_socket(Socket::with_datapath(dp.clone(), config).unwrap());
+        (dp, client)
     }
 }
 
@@ -647,14 +655,11 @@ impl Datapath for SpinCounting {
 #[tokio::test(flavor = "current_thread")]
 async fn busy_polling_spins_while_a_response_is_due() {
     let server = delayed_echo_server(Duration::from_millis(20)).await;
-    let dp = SpinCounting::bind();
-    let mut config = SocketConfig::default();
-    config.busy_poll = Some(Duration::from_millis(2));
+    let mut config = spinning(Duration::from_millis(2));
     config.engine.resend_after = Duration::from_millis(500);
     config.engine.resend_interval = Duration::from_millis(500);
     config.engine.timeout = Duration::from_secs(5);
-    let socket = Socket::with_datapath(dp.clone(), config).unwrap();
-    let client = Client::from_socket(socket);
+    let (dp, client) = SpinCounting::client(config);
     for i in 0..10u64 {
         let b = body(i, 100);
         assert_eq!(
@@ -680,10 +685,7 @@ async fn busy_polling_spins_while_a_response_is_due() {
 #[tokio::test(flavor = "current_thread")]
 async fn busy_polling_does_not_spin_through_a_slow_handler() {
     let server = delayed_echo_server(Duration::from_millis(60)).await;
-    let dp = SpinCounting::bind();
-    let mut config = SocketConfig::default();
-    config.busy_poll = Some(Duration::from_micros(200));
-    let client = Client::from_socket(Socket::with_datapath(dp.clone(), config).unwrap());
+    let (dp, client) = SpinCounting::client(spinning(Duration::from_micros(200)));
     let b = body(1, 100);
     let call = tokio::spawn({
         let (client, b, dest) = (client.clone(), b.clone(), server.local_addr());
@@ -711,10 +713,7 @@ async fn busy_polling_does_not_spin_through_a_slow_handler() {
 #[tokio::test(flavor = "current_thread")]
 async fn busy_polling_keeps_reading_everywhere_while_bulk_data_flows() {
     let server = echo_server(SocketConfig::default()).await;
-    let dp = SpinCounting::bind();
-    let mut config = SocketConfig::default();
-    config.busy_poll = Some(Duration::from_millis(50));
-    let client = Client::from_socket(Socket::with_datapath(dp.clone(), config).unwrap());
+    let (dp, client) = SpinCounting::client(spinning(Duration::from_millis(50)));
     for i in 0..3u64 {
         let b = body(i, 1_000_000);
         assert_eq!(
