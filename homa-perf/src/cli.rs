@@ -52,9 +52,11 @@ pub enum Cmd {
     /// `listening <data-addr> control <control-addr>` once ready.
     Server(ServerArgs),
     /// Generate load against one or more servers and report the results.
-    Client(ClientArgs),
-    /// Run server and client as separate processes on this machine, one
-    /// protocol after another, and print the protocols side by side.
+    // Boxed: by far the largest variant.
+    Client(Box<ClientArgs>),
+    /// Run server and client as separate processes on this machine, the
+    /// protocols in turn (in interleaved rounds, see --rounds), and print
+    /// them side by side.
     Loopback(LoopbackArgs),
 }
 
@@ -604,6 +606,10 @@ pub struct ClientArgs {
     /// report (used by `loopback`).
     #[arg(long, hide = true)]
     pub result_file: Option<PathBuf>,
+    /// Also write the raw samples of the measured window (internal JSON)
+    /// here (used by `loopback --rounds`, which pools them).
+    #[arg(long, hide = true)]
+    pub samples_file: Option<PathBuf>,
     /// DPDK endpoint (last: its help heading applies to what follows).
     #[command(flatten)]
     pub dpdk: DpdkArgs,
@@ -652,6 +658,16 @@ pub struct LoopbackArgs {
     /// (--duration, --warmup, --seed and the transport options still apply).
     #[arg(long, value_enum)]
     pub scenario: Option<Scenario>,
+    /// Split each protocol's measured time (--duration) into this many
+    /// rounds and run the protocols in turn, in reverse order every other
+    /// round (A B B A A B ...), so that a slow spell of a shared machine
+    /// falls on all of them alike rather than on whichever ran then. Each
+    /// round is a fresh server and client with its own warm-up, idle-RTT
+    /// measurement and seed (--seed plus the round's index); a protocol's
+    /// rounds are pooled into one result, as if it were one run of
+    /// --duration seconds. 1 runs each protocol once, one after another.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
     /// The load.
     #[command(flatten)]
     pub load: LoadArgs,

@@ -330,6 +330,11 @@ pub fn run(args: &ClientArgs) -> Result<RunResult, String> {
         server_cpu,
     );
     result.notes = notes;
+    if let Some(path) = &args.samples_file {
+        let raw = stats::RawRun::new(&samples, &errors, from, to, &idle);
+        let text = serde_json::to_string(&raw).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     Ok(result)
 }
 

@@ -1,6 +1,6 @@
 //! `homa-perf loopback`: server and client as separate processes of this
-//! binary on this machine, one protocol after another; the preset
-//! comparisons of issue 6 §5 and their verdicts.
+//! binary on this machine, the protocols in turn (in rounds, pooled); the
+//! preset comparisons of issue 6 §5 and their verdicts.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::cli::{DpdkArgs, LoadArgs, LoopbackArgs, Protocol, Scenario, TransportArgs};
 use crate::load::{ResponseSpec, SizeSpec, Sizes};
 use crate::report;
-use crate::stats::RunResult;
+use crate::stats::{self, RawRun, RunResult};
 use crate::udp;
 
 /// Default offered load of the W3 preset, Gbit/s (requests + responses).
@@ -89,12 +89,14 @@ fn exe() -> Result<PathBuf, String> {
 }
 
 /// One protocol: start its server, run a client against it, stop the server.
+/// With `raw`, the client's raw samples come back too.
 fn run_one(
     p: Protocol,
     load: &LoadArgs,
     transport: &TransportArgs,
     no_progress: bool,
-) -> Result<RunResult, String> {
+    raw: bool,
+) -> Result<(RunResult, Option<RawRun>), String> {
     let exe = exe()?;
     // homa-dpdk: the memif socket (removed after the run, after the
     // server, which is dropped first).
@@ -143,6 +145,7 @@ fn run_one(
         std::process::id(),
         p.name()
     ));
+    let samples = raw.then(|| RemoveOnDrop(result.with_extension("samples.json")));
     let mut client = Command::new(&exe);
     client
         .args(["client", "--protocol", p.name()])
@@ -152,19 +155,30 @@ fn run_one(
         .args(dpdk.as_ref().map(|d| d.1.to_args()).unwrap_or_default())
         .arg("--result-file")
         .arg(&result);
+    if let Some(f) = &samples {
+        client.arg("--samples-file").arg(&f.0);
+    }
     if no_progress {
         client.arg("--no-progress");
     }
+    let result = RemoveOnDrop(result);
     let status = client.status().map_err(|e| format!("spawn client: {e}"))?;
     drop(child);
     drop(memif);
     if !status.success() {
-        let _ = std::fs::remove_file(&result);
         return Err(format!("{} client failed ({status})", p.name()));
     }
-    let text = std::fs::read_to_string(&result).map_err(|e| format!("client result: {e}"))?;
-    let _ = std::fs::remove_file(&result);
-    serde_json::from_str(&text).map_err(|e| format!("client result: {e}"))
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|e| format!("client result {}: {e}", path.display()))
+    };
+    let run = serde_json::from_str(&read(&result.0)?).map_err(|e| format!("client result: {e}"))?;
+    let raw = match &samples {
+        Some(f) => {
+            Some(serde_json::from_str(&read(&f.0)?).map_err(|e| format!("client samples: {e}"))?)
+        }
+        None => None,
+    };
+    Ok((run, raw))
 }
 
 /// A scenario's load and protocols, from the base options.
@@ -325,7 +339,28 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(format!("{stem}-{suffix}{ext}"))
 }
 
-/// Run protocols one after another and report.
+/// The order of the protocols (indices) in round `round` (from 0): as
+/// given in even rounds, reversed in odd ones, so that over two rounds each
+/// protocol runs as often early as late in a pair.
+fn round_order(n: usize, round: u32) -> Vec<usize> {
+    if round.is_multiple_of(2) {
+        (0..n).collect()
+    } else {
+        (0..n).rev().collect()
+    }
+}
+
+/// The load of one round: its share of the measured time, and its own seed
+/// (so that the rounds do not replay one sequence of sizes and gaps).
+fn round_load(load: &LoadArgs, rounds: u32, round: u32) -> LoadArgs {
+    let mut l = load.clone();
+    l.duration = load.duration / f64::from(rounds);
+    l.seed = load.seed.wrapping_add(u64::from(round));
+    l
+}
+
+/// Run the protocols in turn, `args.rounds` times, pool each protocol's
+/// rounds, and report.
 fn run_set(
     name: &str,
     load: &LoadArgs,
@@ -334,8 +369,17 @@ fn run_set(
     json: Option<PathBuf>,
     plot: Option<PathBuf>,
 ) -> Result<Vec<RunResult>, String> {
-    eprintln!("== {name}: {}", load.describe());
-    let mut runs = Vec::new();
+    let rounds = args.rounds.max(1);
+    eprintln!(
+        "== {name}: {}{}",
+        load.describe(),
+        if rounds > 1 {
+            format!(", {rounds} rounds")
+        } else {
+            String::new()
+        }
+    );
+    let mut runnable = Vec::new();
     for &p in protocols {
         if p.is_udp() {
             let bad = udp::check_single_packet(&Sizes::new(&load.sizes), load.response)
@@ -350,9 +394,40 @@ fn run_set(
                 continue;
             }
         }
-        eprintln!("-- {}", p.name());
-        runs.push(run_one(p, load, &args.transport, args.output.no_progress)?);
+        runnable.push(p);
     }
+    let mut per: Vec<Vec<(RunResult, Option<RawRun>)>> = vec![Vec::new(); runnable.len()];
+    for round in 0..rounds {
+        let l = round_load(load, rounds, round);
+        for i in round_order(runnable.len(), round) {
+            let p = runnable[i];
+            if rounds > 1 {
+                eprintln!("-- {} (round {}/{rounds})", p.name(), round + 1);
+            } else {
+                eprintln!("-- {}", p.name());
+            }
+            per[i].push(run_one(
+                p,
+                &l,
+                &args.transport,
+                args.output.no_progress,
+                rounds > 1,
+            )?);
+        }
+    }
+    let runs: Vec<RunResult> = per
+        .into_iter()
+        .map(|mut v| {
+            if v.len() == 1 {
+                return v.remove(0).0;
+            }
+            let pooled: Vec<(RunResult, RawRun)> = v
+                .into_iter()
+                .map(|(r, raw)| (r, raw.unwrap_or_default()))
+                .collect();
+            stats::pool(&pooled).expect("at least one round")
+        })
+        .collect();
     println!("\n### {name}");
     print!("{}", report::table(&runs));
     if let Some(j) = json {
@@ -451,4 +526,41 @@ pub fn run(args: &LoopbackArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn rounds_alternate_the_order() {
+        assert_eq!(round_order(3, 0), [0, 1, 2]);
+        assert_eq!(round_order(3, 1), [2, 1, 0]);
+        assert_eq!(round_order(3, 2), [0, 1, 2]);
+        assert!(round_order(0, 1).is_empty());
+    }
+
+    #[test]
+    fn a_round_has_its_share_of_the_time_and_its_own_seed() {
+        let cli = crate::cli::Cli::parse_from([
+            "homa-perf",
+            "loopback",
+            "--duration",
+            "6",
+            "--seed",
+            "7",
+        ]);
+        let crate::cli::Cmd::Loopback(a) = cli.cmd else {
+            panic!("not loopback")
+        };
+        assert_eq!(a.rounds, 3, "the default");
+        let l = round_load(&a.load, a.rounds, 2);
+        assert_eq!(l.duration, 2.0);
+        assert_eq!(l.seed, 9);
+        assert_eq!(l.warmup, a.load.warmup, "every round warms up in full");
+        assert!(
+            crate::cli::Cli::try_parse_from(["homa-perf", "loopback", "--rounds", "0"]).is_err()
+        );
+    }
 }

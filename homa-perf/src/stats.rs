@@ -211,6 +211,115 @@ impl IdleCurve {
         }
         p.last().map(|l| l.1)
     }
+
+    /// The measured points (size, idle RTT ns), by size.
+    pub fn points(&self) -> &[(u64, f64)] {
+        &self.points
+    }
+}
+
+/// A run's raw measurements: what `loopback --rounds` needs to pool a
+/// protocol's rounds into one result (percentiles do not pool; samples do).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RawRun {
+    /// Start of the measured window, ns since the run's time zero.
+    pub from_ns: u64,
+    /// End of the measured window (exclusive).
+    pub to_ns: u64,
+    /// (request size, response size, start ns, RTT ns) of every RPC that
+    /// started in the window.
+    pub samples: Vec<(u64, u64, u64, u64)>,
+    /// (start ns, reason) of every RPC that started in the window and failed.
+    pub errors: Vec<(u64, String)>,
+    /// The idle RTT curve's points: (size, median RTT ns).
+    pub idle: Vec<(u64, f64)>,
+}
+
+impl RawRun {
+    /// The samples and errors of `[from_ns, to_ns)`, with the idle curve.
+    pub fn new(
+        samples: &[Sample],
+        errors: &[(u64, String)],
+        from_ns: u64,
+        to_ns: u64,
+        idle: &IdleCurve,
+    ) -> RawRun {
+        let inside = |t: u64| t >= from_ns && t < to_ns;
+        RawRun {
+            from_ns,
+            to_ns,
+            samples: samples
+                .iter()
+                .filter(|s| inside(s.start_ns))
+                .map(|s| (s.size, s.resp, s.start_ns, s.rtt_ns))
+                .collect(),
+            errors: errors.iter().filter(|e| inside(e.0)).cloned().collect(),
+            idle: idle.points().to_vec(),
+        }
+    }
+}
+
+/// Pools the rounds of one protocol into one result, as if they were one
+/// run: their measured windows laid end to end (so rates are over the sum
+/// of the windows), the idle RTT at each size the median of the rounds'
+/// (slowdowns are against it), skipped arrivals and CPU times summed, and
+/// every round's notes kept, numbered. `None` without rounds.
+pub fn pool(rounds: &[(RunResult, RawRun)]) -> Option<RunResult> {
+    let (first, _) = rounds.first()?;
+    let mut samples = Vec::new();
+    let mut errors = Vec::new();
+    let mut idle: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
+    let mut end = 0;
+    for (_, raw) in rounds {
+        // Window-relative times, shifted past the previous rounds.
+        let shift = |t: u64| t - raw.from_ns + end;
+        let inside = |t: u64| t >= raw.from_ns && t < raw.to_ns;
+        samples.extend(raw.samples.iter().filter(|s| inside(s.2)).map(
+            |&(size, resp, start, rtt)| Sample {
+                size,
+                resp,
+                start_ns: shift(start),
+                rtt_ns: rtt,
+            },
+        ));
+        errors.extend(
+            raw.errors
+                .iter()
+                .filter(|e| inside(e.0))
+                .map(|(t, why)| (shift(*t), why.clone())),
+        );
+        for &(size, ns) in &raw.idle {
+            idle.entry(size).or_default().push(ns);
+        }
+        end += raw.to_ns.saturating_sub(raw.from_ns);
+    }
+    let curve = IdleCurve::new(
+        idle.into_iter()
+            .map(|(size, mut v)| {
+                v.sort_by(f64::total_cmp);
+                (size, v[v.len() / 2])
+            })
+            .collect(),
+    );
+    let server_cpu = rounds.iter().map(|r| r.0.server_cpu_s).sum::<Option<f64>>();
+    let mut out = summarize(
+        &first.protocol,
+        first.load.clone(),
+        &samples,
+        &errors,
+        rounds.iter().map(|r| r.0.skipped).sum(),
+        0,
+        end,
+        &curve,
+        rounds.iter().map(|r| r.0.client_cpu_s).sum(),
+        server_cpu,
+    );
+    out.notes = rounds
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (r, _))| r.notes.iter().map(move |n| format!("round {}: {n}", i + 1)))
+        .collect();
+    Some(out)
 }
 
 /// Summarise the samples that started in `[from_ns, to_ns)`.
@@ -366,5 +475,79 @@ mod tests {
         assert_eq!(r.buckets[0].size_upper, 100);
         assert_eq!(r.buckets[0].count, 100);
         assert!((r.buckets[0].p99_slowdown - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn pooled_rounds_are_one_run_laid_end_to_end() {
+        // Round 1: window [1000, 2000), 10 RPCs of 100 µs, one outside
+        // the window; round 2: window [500, 1500), 10 of 300 µs and a
+        // failure. Idle RTTs 40 and 60 µs at 100 B: the pool takes the
+        // median of the rounds' (the upper one of two).
+        let round = |from: u64, rtt: u64, idle: f64| {
+            let mut samples: Vec<Sample> = (0..10)
+                .map(|i| Sample {
+                    size: 100,
+                    resp: 100,
+                    start_ns: from + i * 10,
+                    rtt_ns: rtt,
+                })
+                .collect();
+            samples.push(Sample {
+                size: 100,
+                resp: 100,
+                start_ns: from - 1,
+                rtt_ns: 1,
+            });
+            let errors = vec![(from + 5, "late".to_string())];
+            let curve = IdleCurve::new(vec![(100, idle)]);
+            let raw = RawRun::new(&samples, &errors, from, from + 1000, &curve);
+            let mut r = summarize(
+                "homa",
+                "load".into(),
+                &samples,
+                &errors,
+                2,
+                from,
+                from + 1000,
+                &curve,
+                0.25,
+                Some(0.5),
+            );
+            r.notes = vec!["client engine: 0 RESENDs".into()];
+            (r, raw)
+        };
+        let (a, b) = (
+            round(1_000, 100_000, 40_000.0),
+            round(500, 300_000, 60_000.0),
+        );
+        assert_eq!(
+            a.1.samples.len(),
+            10,
+            "the sample before the window is left out"
+        );
+        let mut b = b;
+        b.0.server_cpu_s = None;
+        let p = pool(&[a, b]).expect("pooled");
+        assert_eq!(p.rpcs, 20);
+        assert_eq!(p.errors, 2);
+        assert_eq!(p.skipped, 4);
+        // 20 RPCs over 2 × 1000 ns.
+        assert!((p.rpcs_per_sec - 1e7).abs() < 1e-3, "{}", p.rpcs_per_sec);
+        assert!((p.duration_s - 2e-6).abs() < 1e-15);
+        assert_eq!(p.p50_us, 100.0);
+        assert_eq!(p.p99_us, 300.0);
+        // Slowdown against the pooled idle RTT of 60 µs.
+        assert!((p.buckets[0].p99_slowdown - 5.0).abs() < 1e-9);
+        assert_eq!(p.buckets[0].idle_us, 60.0);
+        assert!((p.client_cpu_s - 0.5).abs() < 1e-12);
+        assert_eq!(p.server_cpu_s, None, "one round had no server figure");
+        assert_eq!(
+            p.notes,
+            [
+                "round 1: client engine: 0 RESENDs",
+                "round 2: client engine: 0 RESENDs"
+            ]
+        );
+        assert!(pool(&[]).is_none());
     }
 }

@@ -13,10 +13,13 @@ use common::{check, loopback};
 /// threads).
 #[test]
 fn homa_dpdk_over_memif_completes_rpcs_without_errors() {
-    let doc = loopback("homa-dpdk,homa", &["--sizes", "100"]);
+    let doc = loopback("homa-dpdk,homa", &["--sizes", "100", "--rounds", "1"]);
     check(&doc, &["homa-dpdk", "homa"]);
     // Messages of several packets each way (the port's MTU is 1500), some
     // scheduled (beyond the 40,000 unscheduled bytes), a few outstanding.
-    let doc = loopback("homa-dpdk", &["--sizes", "w3", "--outstanding", "4"]);
+    let doc = loopback(
+        "homa-dpdk",
+        &["--sizes", "w3", "--outstanding", "4", "--rounds", "1"],
+    );
     check(&doc, &["homa-dpdk"]);
 }

@@ -8,9 +8,14 @@ use common::{check, loopback};
 
 #[test]
 fn every_protocol_completes_rpcs_without_errors() {
-    let doc = loopback("homa,tcp,udp,udp-spin,homa-spin", &["--sizes", "100"]);
+    // Two rounds: each protocol's two runs are pooled into one result.
+    let doc = loopback(
+        "homa,tcp,udp,udp-spin,homa-spin",
+        &["--sizes", "100", "--rounds", "2"],
+    );
     check(&doc, &["homa", "tcp", "udp", "udp-spin", "homa-spin"]);
-    // Homa runs carry both ends' engine counters; the others none.
+    // Homa runs carry both ends' engine counters, once per round; the
+    // others none.
     for run in doc["runs"].as_array().unwrap() {
         let notes: Vec<&str> = run["notes"]
             .as_array()
@@ -19,11 +24,14 @@ fn every_protocol_completes_rpcs_without_errors() {
             .map(|n| n.as_str().unwrap())
             .collect();
         let homa = run["protocol"].as_str().unwrap().starts_with("homa");
-        for who in ["client engine: ", "server engine: "] {
-            let line = notes.iter().find(|n| n.starts_with(who));
-            assert_eq!(line.is_some(), homa, "{}: {notes:?}", run["protocol"]);
-            if let Some(line) = line {
-                assert!(line.contains(" RESENDs sent, "), "{line}");
+        for round in ["round 1: ", "round 2: "] {
+            for who in ["client engine: ", "server engine: "] {
+                let want = format!("{round}{who}");
+                let line = notes.iter().find(|n| n.starts_with(&want));
+                assert_eq!(line.is_some(), homa, "{}: {notes:?}", run["protocol"]);
+                if let Some(line) = line {
+                    assert!(line.contains(" RESENDs sent, "), "{line}");
+                }
             }
         }
     }
@@ -42,6 +50,9 @@ fn workload_open_loop_with_background_flow() {
             "200000",
             "--bg-outstanding",
             "2",
+            // One run per protocol, not pooled rounds.
+            "--rounds",
+            "1",
         ],
     );
     check(&doc, &["homa", "tcp"]);
