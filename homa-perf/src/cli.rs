@@ -642,7 +642,7 @@ pub enum Scenario {
 /// `homa-perf loopback`.
 #[derive(Debug, Clone, Args)]
 pub struct LoopbackArgs {
-    /// Protocols to run, one after another (ignored with --scenario, which
+    /// Protocols to run, in turn (ignored with --scenario, which
     /// picks its own). The udp floors are skipped when messages do not fit
     /// one packet. homa-dpdk (in the default list only in a build with the
     /// `dpdk` feature) runs its two processes over a `net_memif` pair, with
