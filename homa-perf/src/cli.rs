@@ -666,6 +666,10 @@ pub struct LoopbackArgs {
     /// measurement and seed (--seed plus the round's index); a protocol's
     /// rounds are pooled into one result, as if it were one run of
     /// --duration seconds. 1 runs each protocol once, one after another.
+    /// Every round repeats the warm-up and the idle-RTT measurement, so a
+    /// run takes longer than with 1 (the skipped-arrival count, which
+    /// includes warm-ups, then includes every round's); every sample is
+    /// kept until the rounds are pooled.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
     /// The load.

@@ -75,7 +75,8 @@ fn dpdk_pair(sock: &Path) -> (DpdkArgs, DpdkArgs) {
     (server, client)
 }
 
-/// Removes a file when dropped (the memif socket).
+/// Removes a file when dropped (the memif socket, the client's result and
+/// samples files).
 struct RemoveOnDrop(PathBuf);
 
 impl Drop for RemoveOnDrop {
@@ -419,15 +420,18 @@ fn run_set(
         .into_iter()
         .map(|mut v| {
             if v.len() == 1 {
-                return v.remove(0).0;
+                return Ok(v.remove(0).0);
             }
             let pooled: Vec<(RunResult, RawRun)> = v
                 .into_iter()
-                .map(|(r, raw)| (r, raw.unwrap_or_default()))
-                .collect();
-            stats::pool(&pooled).expect("at least one round")
+                .map(|(r, raw)| {
+                    let raw = raw.ok_or_else(|| format!("{}: no raw samples", r.protocol))?;
+                    Ok((r, raw))
+                })
+                .collect::<Result<_, String>>()?;
+            stats::pool(&pooled).ok_or_else(|| "no rounds".to_string())
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     println!("\n### {name}");
     print!("{}", report::table(&runs));
     if let Some(j) = json {

@@ -261,14 +261,18 @@ impl RawRun {
 
 /// Pools the rounds of one protocol into one result, as if they were one
 /// run: their measured windows laid end to end (so rates are over the sum
-/// of the windows), the idle RTT at each size the median of the rounds'
-/// (slowdowns are against it), skipped arrivals and CPU times summed, and
-/// every round's notes kept, numbered. `None` without rounds.
+/// of the windows), the idle RTT the median of the rounds' (slowdowns are
+/// against it), skipped arrivals and CPU times summed, and every round's
+/// notes kept, numbered. `None` without rounds.
+///
+/// Each round measured its idle RTTs at sizes drawn with its own seed, so
+/// the pooled curve has a point at every size any round measured, each the
+/// median of all the rounds' curves there (interpolated where a round did
+/// not measure that size).
 pub fn pool(rounds: &[(RunResult, RawRun)]) -> Option<RunResult> {
     let (first, _) = rounds.first()?;
     let mut samples = Vec::new();
     let mut errors = Vec::new();
-    let mut idle: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
     let mut end = 0;
     for (_, raw) in rounds {
         // Window-relative times, shifted past the previous rounds.
@@ -288,19 +292,9 @@ pub fn pool(rounds: &[(RunResult, RawRun)]) -> Option<RunResult> {
                 .filter(|e| inside(e.0))
                 .map(|(t, why)| (shift(*t), why.clone())),
         );
-        for &(size, ns) in &raw.idle {
-            idle.entry(size).or_default().push(ns);
-        }
         end += raw.to_ns.saturating_sub(raw.from_ns);
     }
-    let curve = IdleCurve::new(
-        idle.into_iter()
-            .map(|(size, mut v)| {
-                v.sort_by(f64::total_cmp);
-                (size, v[v.len() / 2])
-            })
-            .collect(),
-    );
+    let curve = pooled_idle(rounds.iter().map(|r| &r.1));
     let server_cpu = rounds.iter().map(|r| r.0.server_cpu_s).sum::<Option<f64>>();
     let mut out = summarize(
         &first.protocol,
@@ -320,6 +314,42 @@ pub fn pool(rounds: &[(RunResult, RawRun)]) -> Option<RunResult> {
         .flat_map(|(i, (r, _))| r.notes.iter().map(move |n| format!("round {}: {n}", i + 1)))
         .collect();
     Some(out)
+}
+
+/// The rounds' idle RTT curves pooled (see [`pool`]): a point at every
+/// size any round measured, the median of every round's curve there.
+fn pooled_idle<'a>(raws: impl Iterator<Item = &'a RawRun> + Clone) -> IdleCurve {
+    let curves: Vec<IdleCurve> = raws
+        .clone()
+        .map(|r| IdleCurve::new(r.idle.clone()))
+        .collect();
+    let mut sizes: Vec<u64> = raws.flat_map(|r| r.idle.iter().map(|p| p.0)).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    IdleCurve::new(
+        sizes
+            .into_iter()
+            .filter_map(|size| {
+                let at: Vec<f64> = curves.iter().filter_map(|c| c.at(size)).collect();
+                median(at).map(|m| (size, m))
+            })
+            .collect(),
+    )
+}
+
+/// The median of `v` (the mean of the middle two for an even count);
+/// `None` if empty.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 /// Summarise the samples that started in `[from_ns, to_ns)`.
@@ -479,66 +509,75 @@ mod tests {
 
     #[test]
     fn pooled_rounds_are_one_run_laid_end_to_end() {
-        // Round 1: window [1000, 2000), 10 RPCs of 100 µs, one outside
-        // the window; round 2: window [500, 1500), 10 of 300 µs and a
-        // failure. Idle RTTs 40 and 60 µs at 100 B: the pool takes the
-        // median of the rounds' (the upper one of two).
-        let round = |from: u64, rtt: u64, idle: f64| {
-            let mut samples: Vec<Sample> = (0..10)
-                .map(|i| Sample {
-                    size: 100,
-                    resp: 100,
-                    start_ns: from + i * 10,
-                    rtt_ns: rtt,
-                })
-                .collect();
-            samples.push(Sample {
+        // Round 1: window [1 s, 1 s + 1000 ns) after a warm-up, 10 RPCs of
+        // 100 µs, one sample before the window that `RawRun::new` leaves
+        // out, and a failure. Idle RTT 40 µs at 100 B and 400 µs at 10 kB.
+        let warm = 1_000_000_000;
+        let mut samples: Vec<Sample> = (0..10)
+            .map(|i| Sample {
                 size: 100,
                 resp: 100,
-                start_ns: from - 1,
-                rtt_ns: 1,
-            });
-            let errors = vec![(from + 5, "late".to_string())];
-            let curve = IdleCurve::new(vec![(100, idle)]);
-            let raw = RawRun::new(&samples, &errors, from, from + 1000, &curve);
-            let mut r = summarize(
-                "homa",
-                "load".into(),
-                &samples,
-                &errors,
-                2,
-                from,
-                from + 1000,
-                &curve,
-                0.25,
-                Some(0.5),
-            );
-            r.notes = vec!["client engine: 0 RESENDs".into()];
-            (r, raw)
-        };
-        let (a, b) = (
-            round(1_000, 100_000, 40_000.0),
-            round(500, 300_000, 60_000.0),
-        );
+                start_ns: warm + i * 10,
+                rtt_ns: 100_000,
+            })
+            .collect();
+        samples.push(Sample {
+            size: 100,
+            resp: 100,
+            start_ns: warm - 1,
+            rtt_ns: 1,
+        });
+        let errors = vec![(warm + 5, "late".to_string())];
+        let curve = IdleCurve::new(vec![(100, 40_000.0), (10_000, 400_000.0)]);
+        let raw1 = RawRun::new(&samples, &errors, warm, warm + 1000, &curve);
         assert_eq!(
-            a.1.samples.len(),
+            raw1.samples.len(),
             10,
             "the sample before the window is left out"
         );
-        let mut b = b;
-        b.0.server_cpu_s = None;
-        let p = pool(&[a, b]).expect("pooled");
+        let mut r1 = summarize(
+            "homa",
+            "load".into(),
+            &samples,
+            &errors,
+            2,
+            warm,
+            warm + 1000,
+            &curve,
+            0.25,
+            Some(0.5),
+        );
+        r1.notes = vec!["client engine: 0 RESENDs".into()];
+        // Round 2, built by hand: window [500, 1500), 10 RPCs of 300 µs and
+        // one after the window that `pool` must leave out (pooled first, it
+        // would land inside the pooled window). Idle RTT 60 µs at 100 B and
+        // 260 µs at 5 kB (it measured other sizes).
+        let raw2 = RawRun {
+            from_ns: 500,
+            to_ns: 1_500,
+            samples: (0..10)
+                .map(|i| (100, 100, 500 + i * 10, 300_000))
+                .chain([(100, 100, 1_500, 1)])
+                .collect(),
+            errors: vec![],
+            idle: vec![(100, 60_000.0), (5_000, 260_000.0)],
+        };
+        let mut r2 = r1.clone();
+        r2.skipped = 3;
+        r2.server_cpu_s = None;
+        let p = pool(&[(r2, raw2), (r1, raw1)]).expect("pooled");
         assert_eq!(p.rpcs, 20);
-        assert_eq!(p.errors, 2);
-        assert_eq!(p.skipped, 4);
-        // 20 RPCs over 2 × 1000 ns.
+        assert_eq!(p.errors, 1);
+        assert_eq!(p.skipped, 5);
+        // 20 RPCs over 2 × 1000 ns: the windows laid end to end, not the
+        // span from the first round's start to the last one's end.
+        assert!((p.duration_s - 2e-6).abs() < 1e-15, "{}", p.duration_s);
         assert!((p.rpcs_per_sec - 1e7).abs() < 1e-3, "{}", p.rpcs_per_sec);
-        assert!((p.duration_s - 2e-6).abs() < 1e-15);
         assert_eq!(p.p50_us, 100.0);
         assert_eq!(p.p99_us, 300.0);
-        // Slowdown against the pooled idle RTT of 60 µs.
-        assert!((p.buckets[0].p99_slowdown - 5.0).abs() < 1e-9);
-        assert_eq!(p.buckets[0].idle_us, 60.0);
+        // The idle RTT at 100 B is the median of 40 and 60 µs: 50 µs.
+        assert_eq!(p.buckets[0].idle_us, 50.0);
+        assert!((p.buckets[0].p99_slowdown - 6.0).abs() < 1e-9);
         assert!((p.client_cpu_s - 0.5).abs() < 1e-12);
         assert_eq!(p.server_cpu_s, None, "one round had no server figure");
         assert_eq!(
@@ -549,5 +588,38 @@ mod tests {
             ]
         );
         assert!(pool(&[]).is_none());
+    }
+
+    #[test]
+    fn pooled_idle_curve_has_every_rounds_sizes() {
+        let raw = |idle: Vec<(u64, f64)>| RawRun {
+            idle,
+            ..RawRun::default()
+        };
+        let a = raw(vec![(100, 40_000.0), (10_000, 400_000.0)]);
+        let b = raw(vec![(100, 60_000.0), (5_000, 260_000.0)]);
+        let p = pooled_idle([&a, &b].into_iter());
+        // At 5 kB, `a` interpolates 40 + 360 × 4,900 / 9,900 µs; at 10 kB
+        // `b` stays flat at its last point.
+        let a_at_5k = 40_000.0 + 360_000.0 * 4_900.0 / 9_900.0;
+        assert_eq!(
+            p.points(),
+            [
+                (100, 50_000.0),
+                (5_000, (a_at_5k + 260_000.0) / 2.0),
+                (10_000, (400_000.0 + 260_000.0) / 2.0)
+            ]
+        );
+        // Three rounds: the middle value.
+        let c = raw(vec![(100, 45_000.0)]);
+        let p = pooled_idle([&a, &b, &c].into_iter());
+        assert_eq!(p.at(100), Some(45_000.0));
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
     }
 }

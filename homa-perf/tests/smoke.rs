@@ -14,6 +14,18 @@ fn every_protocol_completes_rpcs_without_errors() {
         &["--sizes", "100", "--rounds", "2"],
     );
     check(&doc, &["homa", "tcp", "udp", "udp-spin", "homa-spin"]);
+    for run in doc["runs"].as_array().unwrap() {
+        // Pooled over the two rounds' windows, half of --duration each:
+        // RPCs / (RPCs per second) is the whole second.
+        let rpcs: u64 = run["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["count"].as_u64().unwrap())
+            .sum();
+        let secs = rpcs as f64 / run["rpcs_per_sec"].as_f64().unwrap();
+        assert!((secs - 1.0).abs() < 1e-6, "{}: {secs} s", run["protocol"]);
+    }
     // Homa runs carry both ends' engine counters, once per round; the
     // others none.
     for run in doc["runs"].as_array().unwrap() {
