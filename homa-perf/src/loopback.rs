@@ -344,7 +344,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// given in even rounds, reversed in odd ones, so that over two rounds each
 /// protocol runs as often early as late in a pair.
 fn round_order(n: usize, round: u32) -> Vec<usize> {
-    if round.is_multiple_of(2) {
+    if round & 1 == 0 {
         (0..n).collect()
     } else {
         (0..n).rev().collect()
