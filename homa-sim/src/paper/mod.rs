@@ -76,6 +76,11 @@ pub struct RunConfig {
     /// this long. Messages still incomplete then are counted with the
     /// slowdown they have reached (see [`RunResult::samples`]).
     pub drain_limit: Nanos,
+    /// Stop new arrivals at `duration`, so the measured messages finish on a
+    /// network that empties, as in the paper's simulator (its `stopTime`
+    /// ends message generation; the run goes on until every message is
+    /// delivered). Default `false`: traffic goes on through the drain.
+    pub stop_arrivals: bool,
     /// Seed of all randomness (arrivals, sizes, destinations, spraying).
     pub seed: u64,
     /// The network.
@@ -93,6 +98,7 @@ impl RunConfig {
             duration: 100_000_000,
             warmup: 10_000_000,
             drain_limit: 20_000_000,
+            stop_arrivals: false,
             seed: 1,
             fabric,
             engine,
@@ -317,7 +323,13 @@ pub fn run(
     let traffic = Rc::new(Traffic {
         dist,
         mean_gap_ns,
-        stop_at: end + cfg.drain_limit,
+        // Arrivals go on through the drain, unless the run stops them at
+        // the end of the window as the paper's simulator did.
+        stop_at: if cfg.stop_arrivals {
+            end
+        } else {
+            end + cfg.drain_limit
+        },
         hosts,
         // Zero-filled by the allocator on demand: untouched pages cost nothing.
         body: Bytes::from(vec![0u8; largest as usize]),

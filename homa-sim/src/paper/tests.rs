@@ -219,6 +219,52 @@ fn a_small_run_completes_every_message_at_the_offered_load() {
     );
 }
 
+/// With `stop_arrivals`, as in the paper's simulator, no message starts
+/// after the window and every measured one is delivered on a network that
+/// empties; without it, traffic goes on while the measured messages finish.
+#[test]
+fn stop_arrivals_ends_generation_at_the_window_and_drains_everything() {
+    let mut fabric = Fabric::sigcomm18();
+    fabric.racks = 2;
+    fabric.hosts_per_rack = 4;
+    let base = RunConfig {
+        duration: 1_000_000,
+        warmup: 0,
+        drain_limit: 50_000_000,
+        ..RunConfig::new(
+            Workload::W3,
+            0.8,
+            fabric,
+            EngineSetup::new(Workload::W3, Policy::Paper),
+        )
+    };
+    let stopped = run(
+        &RunConfig {
+            stop_arrivals: true,
+            ..base.clone()
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(stopped.failed, 0);
+    assert_eq!(stopped.incomplete, 0);
+    assert!(
+        stopped.started_measured > 100,
+        "{}",
+        stopped.started_measured
+    );
+    assert_eq!(stopped.started, stopped.started_measured);
+    assert_eq!(stopped.samples.len() as u64, stopped.started_measured);
+    let going_on = run(&base, &mut |_, _| {}).unwrap();
+    assert_eq!(going_on.incomplete, 0);
+    assert!(
+        going_on.started > going_on.started_measured,
+        "{} {}",
+        going_on.started,
+        going_on.started_measured
+    );
+}
+
 #[test]
 fn percentiles_are_nearest_rank() {
     let v: Vec<(u64, f64)> = (1..=100).map(|i| (1, f64::from(i))).collect();

@@ -63,6 +63,13 @@ struct PaperArgs {
     /// of the duration.
     #[arg(long, value_parser = parse_duration)]
     drain: Option<Nanos>,
+    /// Stop new messages at the end of the duration, so that the measured
+    /// ones finish on a network that empties (the paper's simulator did
+    /// this: its stopTime ends message generation, and the run goes on until
+    /// every message is delivered). Give a long --drain with it, so that
+    /// every message completes. Default: traffic goes on through the drain.
+    #[arg(long)]
+    stop_arrivals: bool,
     /// First seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -319,6 +326,7 @@ fn paper(args: &PaperArgs) -> Result<(), String> {
                     duration,
                     warmup: args.warmup.unwrap_or(duration / 10).min(duration / 2),
                     drain_limit: args.drain.unwrap_or(duration / 5),
+                    stop_arrivals: args.stop_arrivals,
                     seed: args.seed + s,
                     ..RunConfig::new(w, load, fabric.clone(), engine.clone())
                 });
