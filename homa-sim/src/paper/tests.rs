@@ -3,6 +3,24 @@ use crate::host::HomaHost;
 use crate::net::Network;
 use homa_core::Event;
 
+/// The paper's fabric cut to 2 racks of 4 hosts: quick, and still two tiers.
+fn small_fabric() -> Fabric {
+    let mut fabric = Fabric::sigcomm18();
+    fabric.racks = 2;
+    fabric.hosts_per_rack = 4;
+    fabric
+}
+
+/// A run of `workload` at `load` on [`small_fabric`], the paper policy.
+fn small_run(workload: Workload, load: f64) -> RunConfig {
+    RunConfig::new(
+        workload,
+        load,
+        small_fabric(),
+        EngineSetup::new(workload, Policy::Paper),
+    )
+}
+
 /// Completion time of one `size`-byte request from host 0 to `dst` on an
 /// otherwise idle paper fabric, with the real engine.
 fn idle_time(size: usize, dst: usize) -> Nanos {
@@ -189,20 +207,12 @@ fn load_accounting_counts_headers_grants_and_responses() {
 
 #[test]
 fn a_small_run_completes_every_message_at_the_offered_load() {
-    let mut fabric = Fabric::sigcomm18();
-    fabric.racks = 2;
-    fabric.hosts_per_rack = 4;
     let cfg = RunConfig {
         duration: 2_000_000,
         warmup: 500_000,
         // W1: small messages, so 1.5 ms carries the offered load steadily
         // (a heavy-tailed workload needs far longer to average out).
-        ..RunConfig::new(
-            Workload::W1,
-            0.5,
-            fabric,
-            EngineSetup::new(Workload::W1, Policy::Paper),
-        )
+        ..small_run(Workload::W1, 0.5)
     };
     let r = run(&cfg, &mut |_, _| {}).unwrap();
     assert_eq!(r.failed, 0);
@@ -224,19 +234,11 @@ fn a_small_run_completes_every_message_at_the_offered_load() {
 /// empties; without it, traffic goes on while the measured messages finish.
 #[test]
 fn stop_arrivals_ends_generation_at_the_window_and_drains_everything() {
-    let mut fabric = Fabric::sigcomm18();
-    fabric.racks = 2;
-    fabric.hosts_per_rack = 4;
     let base = RunConfig {
         duration: 1_000_000,
         warmup: 0,
         drain_limit: 50_000_000,
-        ..RunConfig::new(
-            Workload::W3,
-            0.8,
-            fabric,
-            EngineSetup::new(Workload::W3, Policy::Paper),
-        )
+        ..small_run(Workload::W3, 0.8)
     };
     let stopped = run(
         &RunConfig {
@@ -282,9 +284,7 @@ fn percentiles_are_nearest_rank() {
 /// larger messages from hosts 2 and 3). `nic_queue_ns` is the paper setup's
 /// pacer limit.
 fn short_beside_long(nic_queue_ns: u64) -> Nanos {
-    let mut fabric = Fabric::sigcomm18();
-    fabric.racks = 2;
-    fabric.hosts_per_rack = 4;
+    let fabric = small_fabric();
     let mut setup = EngineSetup::new(Workload::W5, Policy::Paper);
     setup.nic_queue_ns = nic_queue_ns;
     let config = setup
