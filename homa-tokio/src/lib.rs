@@ -52,7 +52,8 @@
 //! sixteenth at both, and every one while those find packets), and while
 //! the driver spins its sockets are out of the reactor, whose per-packet
 //! wake-up callbacks nobody would be waiting for; they go back before the
-//! driver sleeps.
+//! driver sleeps. It probes in a tight loop for up to 10 µs, then yields to
+//! the other tasks on its thread.
 //!
 //! A kernel-bypass datapath (`homa-dpdk`) runs the engine on its own
 //! polling thread instead of a driver task: [`host::EngineHost`] is that

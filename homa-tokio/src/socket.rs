@@ -48,6 +48,9 @@ pub struct SocketConfig {
     /// sleeping between packets for good. While it spins, the UDP
     /// datapath's sockets leave the reactor (their wake-ups cost every
     /// packet a callback in the kernel) and return when the driver sleeps.
+    /// The driver probes in a tight loop for up to 10 µs at a time, then
+    /// yields, so other tasks on its thread run in between (those woken
+    /// from other threads wait up to that long).
     /// Default `None`.
     pub busy_poll: Option<Duration>,
 }
