@@ -828,3 +828,44 @@ async fn busy_polling_yields_between_short_spins() {
         "{most} probes in a row without yielding to the runtime ({probes} in all)"
     );
 }
+
+/// A busy-polling driver that hands a response to a caller in the runtime's
+/// `block_on` future (this test's body) lets that caller run before it
+/// probes again. tokio's current-thread runtime polls its `block_on`
+/// future only once no task is ready (or after 61 task polls), so a driver
+/// that woke itself to spin on would run first, for a whole spin, every
+/// time: a client calling from `block_on` waited about 60 µs per round trip
+/// (120 µs with ten-microsecond spins) where one in a spawned task took 15.
+/// So, in the probe log, the probe that found a response should be the last
+/// one before its caller resumed. (Not always: the timer thread may wake
+/// the driver in between; most of the time is enough to tell, since a
+/// driver that ran first would never leave it so.)
+#[tokio::test(flavor = "current_thread")]
+async fn busy_polling_lets_a_block_on_caller_run_first() {
+    let server = echo_server(SocketConfig::default()).await;
+    let (dp, client) = SpinCounting::client(spinning(Duration::from_millis(10)));
+    let (mut first, mut calls) = (0, 0);
+    for i in 0..200u64 {
+        let b = body(i, 100);
+        assert_eq!(
+            client.call(server.local_addr(), b.clone()).await.unwrap(),
+            b
+        );
+        let probes = dp.probes.lock().unwrap();
+        if let Some(&(_, found)) = probes.last() {
+            calls += 1;
+            if found > 0 {
+                first += 1;
+            }
+        }
+    }
+    assert!(
+        calls > 100,
+        "the client hardly busy-polled ({calls} of 200 calls)"
+    );
+    assert!(
+        first * 10 >= calls * 9,
+        "the driver probed again before its caller ran after {} of {calls} responses",
+        calls - first
+    );
+}
