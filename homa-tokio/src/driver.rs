@@ -173,9 +173,11 @@ const FULL_PROBE_EVERY: u32 = 16;
 /// and every few dozen yields a look at its reactor), and a packet that
 /// arrives during it waits for it. With one probe per yield, a spinning
 /// homa-perf server made 5.2 probes per 100-byte round trip; probing in a
-/// loop, 6.8 (both under `perf stat`, which slows each system call), and in
-/// five interleaved pairs homa-spin's floor ratio to udp-spin went from a
-/// median of 1.56 to 1.37. While it probes nothing else runs on this
+/// loop, 6.8 (both under `perf stat`, which slows each system call). What
+/// that is worth was not settled: in five interleaved pairs of `homa-perf`
+/// runs homa-spin's floor ratio to udp-spin went from a median of 1.56 to
+/// 1.37, but in three runs each of the `spin` bench it moved by less than
+/// its noise (1.50–1.59 before, 1.52–1.73 after). While it probes nothing else runs on this
 /// thread: tasks woken from other threads and the reactor's events wait up
 /// to this long (a command from another thread ends the spin at once). Ten
 /// microseconds is a tenth of the default busy-poll window.
