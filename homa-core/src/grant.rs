@@ -86,6 +86,7 @@ impl Endpoint {
         // default) this runs on every packet for nothing, so it is skipped.
         let levels = usize::from(self.config.max_sched_priority) + 1;
         let per_peer = self.config.max_grants_per_peer;
+        let mut held_back = false;
         if per_peer < cands.len() {
             let wanted = self.config.max_overcommit.max(levels);
             let mut chosen = 0;
@@ -103,8 +104,17 @@ impl Endpoint {
                     chosen += 1;
                 }
             }
+            held_back = chosen < cands.len();
             cands.truncate(chosen);
         }
+        // A message granted to its end here leaves the candidates from the
+        // next call on, and its sender's next message, held back by the
+        // per-peer limit, may then be granted. Without another look it
+        // would wait for some other event at this receiver (at worst the
+        // message's completion, an RTT of an idle downlink later); the next
+        // packet to arrive looks again, as the paper's simulator grants the
+        // sender's next message a packet time after the last grant.
+        let mut finished = false;
 
         let active = cands.len().min(self.config.max_overcommit);
         let window = self
@@ -143,7 +153,7 @@ impl Endpoint {
             if new < m.length && flowing && new - m.granted < step {
                 continue;
             }
-            let (delta, left) = (new - m.granted, m.length - m.granted);
+            let (delta, left, length) = (new - m.granted, m.length - m.granted, m.length);
             total += delta;
             self.grant_fifo_credit += u64::from(delta);
             let below = u8::try_from(rank + unused).unwrap_or(u8::MAX);
@@ -154,7 +164,11 @@ impl Endpoint {
             if boost > 0 && self.config.data_wire_bytes(left) < u64::from(boost) {
                 prio = prio.max(unsched_priority(&self.config.unsched_cutoffs, left));
             }
+            finished |= new == length;
             self.issue_grant(idx, new, prio);
+        }
+        if held_back && finished {
+            self.grants_dirty = true;
         }
         self.scratch = cands;
     }

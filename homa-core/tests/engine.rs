@@ -698,6 +698,106 @@ fn one_message_per_peer_is_granted_at_a_time() {
     }
 }
 
+/// With `max_grants_per_peer` 1, the client's next message is granted as
+/// soon as the one ahead of it is granted to its end, while that one's last
+/// window is still arriving, not once it has all arrived: the downlink
+/// would otherwise idle for that window's round trip whenever the sender
+/// has nothing else for this receiver. (The paper's simulator grants the
+/// next message a packet time after the last grant.)
+#[test]
+fn a_peers_next_message_is_granted_before_the_one_ahead_completes() {
+    use homa_core::wire::{Common, DataRepr, Repr};
+    let config = paper_like(Config {
+        max_grants_per_peer: 1,
+        ..Config::default()
+    });
+    let payload = config.max_payload();
+    let unsched = config.unsched_bytes;
+    let mut server = homa_core::Endpoint::new(config, addr(SERVER)).unwrap();
+    let now = homa_core::Instant::ZERO;
+    // A DATA packet of request `id` (a client's id: even) from the client.
+    let data = |id: u64, length: u32, offset: u32| {
+        let repr = Repr::Data(DataRepr {
+            common: Common {
+                sport: 40000,
+                dport: 99,
+                sender_id: id,
+            },
+            message_length: length,
+            incoming: unsched.min(length),
+            offset,
+            cutoff_version: Config::default().cutoff_version,
+            ..DataRepr::default()
+        });
+        let mut v = vec![0u8; repr.header_len()];
+        repr.emit(&mut v);
+        v.resize(v.len() + payload.min(length - offset) as usize, 7);
+        Bytes::from(v)
+    };
+    // Grants the server sends now: (id as the server knows it, offset).
+    let grants = |server: &mut homa_core::Endpoint| -> Vec<(u64, u32)> {
+        std::iter::from_fn(|| server.poll_transmit(now))
+            .filter_map(|t| {
+                let mut buf = Vec::new();
+                t.write_to(&mut buf);
+                match Repr::parse(&buf) {
+                    Ok(Repr::Grant(g)) => Some((g.common.sender_id, g.offset)),
+                    _ => None,
+                }
+            })
+            .collect()
+    };
+    let (long, short) = (2u64, 4u64);
+    let (long_len, short_len) = (80_000u32, 40_000u32);
+    // All of the long message's unscheduled bytes: it is granted a window.
+    for off in (0..unsched).step_by(payload as usize) {
+        server.handle_packet(now, addr(CLIENT), data(long, long_len, off));
+    }
+    let long_granted = grants(&mut server)
+        .iter()
+        .filter(|g| g.0 == long + 1)
+        .map(|g| g.1)
+        .max()
+        .expect("the long message alone is granted");
+    // Then the short one's: ranked first, it takes the client's one grant
+    // slot. The long one's granted bytes arrive, and it waits.
+    for off in (0..unsched).step_by(payload as usize) {
+        server.handle_packet(now, addr(CLIENT), data(short, short_len, off));
+    }
+    for off in (unsched..long_granted).step_by(payload as usize) {
+        server.handle_packet(now, addr(CLIENT), data(long, long_len, off));
+    }
+    let mut granted = grants(&mut server);
+    // The short message's granted bytes, until it is granted to its end.
+    let mut off = unsched;
+    while !granted
+        .iter()
+        .any(|&(id, o)| id == short + 1 && o == short_len)
+    {
+        assert!(
+            off < short_len,
+            "the short message was never granted to its end: {granted:?}"
+        );
+        server.handle_packet(now, addr(CLIENT), data(short, short_len, off));
+        off += payload;
+        granted.extend(grants(&mut server));
+    }
+    let before = granted.len();
+    assert!(
+        !granted.iter().any(|&(id, _)| id == long + 1),
+        "the long message was granted beside the short one: {granted:?}"
+    );
+    // The next packet of the short message's last window: the long one
+    // is granted now, while that window is still arriving.
+    assert!(off < short_len);
+    server.handle_packet(now, addr(CLIENT), data(short, short_len, off));
+    granted.extend(grants(&mut server));
+    assert!(
+        granted[before..].iter().any(|&(id, _)| id == long + 1),
+        "the long message waited for the short one to complete: {granted:?}"
+    );
+}
+
 /// FIFO grants go only to a message whose sender is using what it was
 /// granted. The oldest message's sender here sends nothing beyond its
 /// unscheduled bytes (as a sender busy with other messages does); FIFO
