@@ -49,6 +49,9 @@ impl Endpoint {
         };
         cands.sort_unstable_by_key(|&idx| key(self, idx));
 
+        // Whether a message is granted to its end in this call.
+        let mut finished = false;
+
         // FIFO share first, so it is not crowded out by SRPT grants.
         let pct = u64::from(self.config.grant_fifo_percent);
         let inc = self.config.grant_fifo_increment;
@@ -74,6 +77,7 @@ impl Endpoint {
                 let m = self.rpc(oldest).inm.as_ref().expect("incoming has inm");
                 let new = m.length.min(m.granted.saturating_add(inc.min(room)));
                 total += new - m.granted;
+                finished |= new == m.length;
                 self.issue_grant(oldest, new, prio);
             }
         }
@@ -102,19 +106,12 @@ impl Endpoint {
                 if same < per_peer {
                     cands[chosen] = cands[i];
                     chosen += 1;
+                } else {
+                    held_back = true;
                 }
             }
-            held_back = chosen < cands.len();
             cands.truncate(chosen);
         }
-        // A message granted to its end here leaves the candidates from the
-        // next call on, and its sender's next message, held back by the
-        // per-peer limit, may then be granted. Without another look it
-        // would wait for some other event at this receiver (at worst the
-        // message's completion, an RTT of an idle downlink later); the next
-        // packet to arrive looks again, as the paper's simulator grants the
-        // sender's next message a packet time after the last grant.
-        let mut finished = false;
 
         let active = cands.len().min(self.config.max_overcommit);
         let window = self
@@ -167,7 +164,15 @@ impl Endpoint {
             finished |= new == length;
             self.issue_grant(idx, new, prio);
         }
-        if held_back && finished {
+        // A message granted to its end here leaves the candidates from the
+        // next call on, and one that waited (held back by the per-peer
+        // limit, or beyond `max_overcommit`) may then be granted. Without
+        // another look it would wait for some other event at this receiver
+        // (at worst that message's completion, an RTT of idle downlink
+        // later); the next packet to arrive looks again, as the paper's
+        // simulator grants a sender's next message a packet time after the
+        // last grant.
+        if finished && (held_back || cands.len() > active) {
             self.grants_dirty = true;
         }
         self.scratch = cands;

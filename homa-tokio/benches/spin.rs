@@ -148,13 +148,15 @@ fn main() {
         .iter()
         .find(|a| !a.starts_with('-'))
         .and_then(|a| a.parse().ok())
-        .unwrap_or(20_000);
+        .unwrap_or(20_000)
+        .max(1);
     let rounds: usize = args
         .iter()
         .position(|a| a == "--rounds")
         .and_then(|i| args.get(i + 1))
         .and_then(|a| a.parse().ok())
-        .unwrap_or(15);
+        .unwrap_or(15)
+        .max(1);
     let mut config = SocketConfig::default();
     config.busy_poll = Some(Duration::from_micros(100));
     if args.iter().any(|a| a == "--one-queue") {

@@ -176,11 +176,14 @@ const FULL_PROBE_EVERY: u32 = 16;
 /// loop, 6.8 (both under `perf stat`, which slows each system call). What
 /// that is worth was not settled: in five interleaved pairs of `homa-perf`
 /// runs homa-spin's floor ratio to udp-spin went from a median of 1.56 to
-/// 1.37, but in three runs each of the `spin` bench it moved by less than
-/// its noise (1.50–1.59 before, 1.52–1.73 after). While it probes nothing else runs on this
-/// thread: tasks woken from other threads and the reactor's events wait up
-/// to this long (a command from another thread ends the spin at once). Ten
-/// microseconds is a tenth of the default busy-poll window.
+/// 1.37, but in four runs each of the `spin` bench (nine rounds, calls
+/// from a spawned task) it moved by less than its noise (1.51–1.65 before,
+/// 1.48–1.72 after). While it probes nothing else runs on this thread:
+/// tasks woken from other threads and the reactor's events wait up to this
+/// long (a command from another thread ends the spin at once). The bound
+/// is per poll: packets found meanwhile do not restart it. Ten
+/// microseconds is a tenth of homa-perf's busy-poll window (100 µs, as
+/// Linux Homa's).
 const INNER_SPIN: Duration = Duration::from_micros(10);
 /// Rounds of (commands, receive, timers, transmit, events) per wake-up before
 /// the driver yields to other tasks.
@@ -565,6 +568,9 @@ impl Driver {
         // the socket empty, at the cost of a system call on the critical
         // path).
         let mut just_spun = false;
+        // When this poll's spinning ends (`INNER_SPIN` from its first
+        // probe), however many rounds the packets it finds take.
+        let mut spin_deadline: Option<Instant> = None;
         for _round in 0..MAX_ROUNDS {
             let now = direct.now();
             let mut progress = false;
@@ -697,7 +703,7 @@ impl Driver {
                 if delivered > 1 {
                     st.batching = true;
                     st.armed = Some(Instant::ZERO);
-                    cx.waker().wake_by_ref();
+                    self.yield_soon(cx);
                     return Poll::Pending;
                 }
                 if self.busy_poll.is_none() && cmds_idle && recv_idle && tx_idle {
@@ -708,13 +714,7 @@ impl Driver {
                     return self.arm_timer(&mut st, now, cx);
                 }
                 st.armed = Some(Instant::ZERO);
-                if self.busy_poll.is_some() {
-                    // We will spin next: after the task we woke, even a
-                    // `block_on` future (see `run`).
-                    self.spin_yield = true;
-                } else {
-                    cx.waker().wake_by_ref();
-                }
+                self.yield_soon(cx);
                 return Poll::Pending;
             }
             if progress {
@@ -767,12 +767,11 @@ impl Driver {
                     // yielding (see there), stopping early for a packet, a
                     // command from another thread, the engine's next
                     // deadline or the end of the window.
-                    let window_end = if due {
-                        self.work_at.map_or(now, |w| w + resend_after)
-                    } else {
-                        idle_since + spin
+                    let window_end = match self.work_at.filter(|_| due) {
+                        Some(w) => (w + resend_after).max(idle_since + spin),
+                        None => idle_since + spin,
                     };
-                    let mut until = window_end.min(now + INNER_SPIN);
+                    let mut until = window_end.min(*spin_deadline.get_or_insert(now + INNER_SPIN));
                     if let Some(t) = st.core.endpoint.poll_timeout() {
                         until = until.min(t);
                     }
@@ -832,8 +831,21 @@ impl Driver {
         // Out of budget with work left: let other tasks run, come back soon.
         st.armed = Some(Instant::ZERO);
         st.batching = true;
-        cx.waker().wake_by_ref();
+        self.yield_soon(cx);
         Poll::Pending
+    }
+
+    /// Have this task polled again soon, after the tasks that are ready
+    /// now. Busy polling, by deferring (see `run`): a driver that spins is
+    /// ready all the time, and one that woke itself would starve a
+    /// `block_on` future. Otherwise by waking itself, which costs no look
+    /// at the reactor (`poll` yields like this only while work is left).
+    fn yield_soon(&mut self, cx: &mut Context<'_>) {
+        if self.busy_poll.is_some() {
+            self.spin_yield = true;
+        } else {
+            cx.waker().wake_by_ref();
+        }
     }
 
     /// Sleep until the engine's next deadline (or not at all if it has
