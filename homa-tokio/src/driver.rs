@@ -775,8 +775,7 @@ impl Driver {
                     if let Some(t) = st.core.endpoint.poll_timeout() {
                         until = until.min(t);
                     }
-                    let mut found = false;
-                    loop {
+                    let found = loop {
                         self.rx.clear();
                         // Most probes look only where short messages and
                         // control packets arrive; every few look everywhere.
@@ -792,15 +791,14 @@ impl Driver {
                             Ok(0) => self.full_next = false,
                             Ok(_) => {
                                 self.full_next = full;
-                                found = true;
-                                break;
+                                break true;
                             }
                             Err(e) => return fail(&mut st.core, now, e),
                         }
                         if !self.cmds.is_empty() || direct.now() >= until {
-                            break;
+                            break false;
                         }
-                    }
+                    };
                     if found {
                         let now = direct.now();
                         self.horizon.read(now, batch_bytes(&self.rx));
@@ -808,11 +806,8 @@ impl Driver {
                         just_spun = true;
                         continue;
                     }
-                    // Yield by deferring (see `run`), not by waking
-                    // ourselves: this task always being ready would starve
-                    // a `block_on` future.
                     st.armed = Some(Instant::ZERO);
-                    self.spin_yield = true;
+                    self.yield_soon(cx);
                     return Poll::Pending;
                 }
             }

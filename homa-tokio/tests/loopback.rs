@@ -792,7 +792,7 @@ async fn a_peer_with_larger_packets_is_understood() {
 /// (`INNER_SPIN`, ten microseconds) before it yields to the runtime, so
 /// that other tasks on its thread still run while it spins. Counted in
 /// probes, not time: a task on the same thread bumps a counter every time
-/// it runs (and reschedules itself at once, as the yielding driver does),
+/// it runs (and reschedules itself at once, so it is always ready),
 /// and the datapath notes how many probes it saw between two bumps. Ten
 /// microseconds hold a few dozen probes at most (16 here, where an empty
 /// probe took about 0.2 µs), and a slow machine only makes fewer; a driver
