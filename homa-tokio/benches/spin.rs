@@ -14,8 +14,14 @@
 //! tokio's current-thread runtime polls only when no task is ready: a
 //! spinning driver must let it run (see `Driver::run`).
 //!
+//! `--halves` adds, to each round, each half of Homa against a raw UDP
+//! peer that speaks its wire format by hand (a Homa client against a
+//! spinning thread that answers each request packet with a response packet,
+//! and a raw client against a Homa server), so that what each side adds to
+//! the floor can be told apart.
+//!
 //! `cargo bench -p homa-tokio --bench spin [-- RPCS] [--rounds N]
-//! [--one-queue]` prints, over the rounds, the median of each one's P50
+//! [--one-queue] [--halves]` prints, over the rounds, the median of each one's P50
 //! round trip and the median of the per-round ratios to the floor. `--one-queue`
 //! gives Homa's UDP datapath no second receive queue
 //! (`UdpConfig::fast_queue_priority = None`).
@@ -25,6 +31,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use homa_core::wire::{AckRecord, Common, DataPacket, DataRepr, Repr, DATA_HEADER_LEN};
 use homa_tokio::{Client, Server, SocketConfig};
 
 const SIZE: usize = 100;
@@ -85,6 +92,180 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// A raw UDP socket that sends at Homa's top priority (so that a Homa
+/// datapath steers what it sends into its fast queue, as it would a short
+/// message from a Homa peer), non-blocking.
+fn raw_homa_socket() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_nonblocking(true).unwrap();
+    socket2::SockRef::from(&s).set_tos_v4(7 << 5).unwrap();
+    s
+}
+
+/// The header of a one-packet DATA message of `len` bytes.
+fn data_header(
+    sport: u16,
+    dport: u16,
+    sender_id: u64,
+    len: u32,
+    ack: AckRecord,
+) -> [u8; DATA_HEADER_LEN] {
+    let mut b = [0u8; DATA_HEADER_LEN];
+    DataRepr {
+        common: Common {
+            sport,
+            dport,
+            sender_id,
+        },
+        message_length: len,
+        incoming: len,
+        ack,
+        cutoff_version: 0,
+        retransmit: false,
+        flags: 0,
+        offset: 0,
+    }
+    .emit(&mut DataPacket::new_unchecked(&mut b[..]));
+    b
+}
+
+/// Half of Homa: a Homa `Client` against a raw UDP thread that answers
+/// each request packet with a response packet built by hand (no engine,
+/// no runtime), spinning on `recv_from`. The P50 round trip, µs.
+fn homa_client_raw_server(config: &SocketConfig, n: usize) -> f64 {
+    // Homa servers listen on ports up to 32767 (clients get the ones above).
+    let s = (20_000..32_768)
+        .find_map(|port| UdpSocket::bind(("127.0.0.1", port)).ok())
+        .expect("a free server port");
+    s.set_nonblocking(true).unwrap();
+    socket2::SockRef::from(&s).set_tos_v4(7 << 5).unwrap();
+    let dest = s.local_addr().unwrap();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 2048];
+        let mut out = Vec::with_capacity(2048);
+        let port = s.local_addr().unwrap().port();
+        loop {
+            let (len, from) = match s.recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if stop_rx.try_recv().is_ok() {
+                        return;
+                    }
+                    std::hint::spin_loop();
+                    continue;
+                }
+                Err(e) => panic!("recv: {e}"),
+            };
+            // Answer requests (DATA); ignore the client's control packets.
+            let Ok(Repr::Data(d)) = Repr::parse(&buf[..len]) else {
+                continue;
+            };
+            let body = &buf[DATA_HEADER_LEN..len];
+            out.clear();
+            out.extend_from_slice(&data_header(
+                port,
+                from.port(),
+                d.common.sender_id ^ 1,
+                body.len() as u32,
+                AckRecord::default(),
+            ));
+            out.extend_from_slice(body);
+            s.send_to(&out, from).unwrap();
+        }
+    });
+    let rtts = runtime().block_on(async {
+        let config = config.clone();
+        tokio::spawn(async move {
+            let client = Client::bind("127.0.0.1:0".parse().unwrap(), config)
+                .await
+                .unwrap();
+            let body = Bytes::from(vec![7u8; SIZE]);
+            for _ in 0..1_000 {
+                client.call(dest, body.clone()).await.unwrap();
+            }
+            let mut rtts = Vec::with_capacity(n);
+            for _ in 0..n {
+                let start = Instant::now();
+                let r = client.call(dest, body.clone()).await.unwrap();
+                rtts.push(start.elapsed());
+                assert_eq!(r.len(), SIZE);
+            }
+            rtts
+        })
+        .await
+        .unwrap()
+    });
+    let _ = stop_tx.send(());
+    server.join().unwrap();
+    p50(rtts)
+}
+
+/// The other half: a raw UDP client, spinning on `recv_from`, that sends
+/// each request as one hand-built DATA packet (acknowledging the previous
+/// RPC in it, as a Homa client does) to a Homa `Server`. The P50 round
+/// trip, µs.
+fn raw_client_homa_server(config: &SocketConfig, n: usize) -> f64 {
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_config = config.clone();
+    let server = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let server = Server::bind("127.0.0.1:0".parse().unwrap(), server_config)
+                .await
+                .unwrap();
+            addr_tx.send(server.local_addr()).unwrap();
+            let s = server.clone();
+            let serving = tokio::spawn(async move {
+                while let Some(req) = s.next_request().await {
+                    let b = req.body().clone();
+                    let _ = req.respond(b);
+                }
+            });
+            let _ = stop_rx.await;
+            server.shutdown();
+            serving.abort();
+        })
+    });
+    let dest: SocketAddr = addr_rx.recv().unwrap();
+    let s = raw_homa_socket();
+    let port = s.local_addr().unwrap().port();
+    let body = vec![7u8; SIZE];
+    let mut buf = vec![0u8; 2048];
+    let mut out = Vec::with_capacity(2048);
+    let mut rtts = Vec::with_capacity(n);
+    let mut ack = AckRecord::default();
+    let warm = 1_000;
+    for i in 0..warm + n {
+        // Client ids are even; the server knows the RPC by id ^ 1.
+        let id = 2 * (i as u64 + 1);
+        out.clear();
+        out.extend_from_slice(&data_header(port, dest.port(), id, SIZE as u32, ack));
+        out.extend_from_slice(&body);
+        let start = Instant::now();
+        s.send_to(&out, dest).unwrap();
+        loop {
+            let (len, _) = spin_recv(&s, &mut buf);
+            if let Ok(Repr::Data(d)) = Repr::parse(&buf[..len]) {
+                if d.common.sender_id == id ^ 1 {
+                    assert_eq!(len - DATA_HEADER_LEN, SIZE);
+                    break;
+                }
+            }
+        }
+        if i >= warm {
+            rtts.push(start.elapsed());
+        }
+        ack = AckRecord {
+            client_id: id,
+            server_port: dest.port(),
+        };
+    }
+    let _ = stop_tx.send(());
+    server.join().unwrap();
+    p50(rtts)
 }
 
 /// Homa with busy polling, client and server on their own threads: the P50
@@ -164,6 +345,9 @@ fn main() {
     }
     let (mut udp, mut spawned, mut block_on) = (Vec::new(), Vec::new(), Vec::new());
     let (mut spawned_ratio, mut block_on_ratio) = (Vec::new(), Vec::new());
+    let halves = args.iter().any(|a| a == "--halves");
+    let (mut client_half, mut server_half) = (Vec::new(), Vec::new());
+    let (mut client_half_ratio, mut server_half_ratio) = (Vec::new(), Vec::new());
     // Interleaved, in alternating order, so that a burst of load from
     // elsewhere hits all three.
     for r in 0..rounds {
@@ -181,6 +365,14 @@ fn main() {
         block_on.push(b);
         spawned_ratio.push(s / u);
         block_on_ratio.push(b / u);
+        if halves {
+            let c = homa_client_raw_server(&config, n);
+            let v = raw_client_homa_server(&config, n);
+            client_half.push(c);
+            server_half.push(v);
+            client_half_ratio.push(c / u);
+            server_half_ratio.push(v / u);
+        }
     }
     println!(
         "100-byte round trips, busy-polled, client and server on two threads, \
@@ -200,4 +392,16 @@ fn main() {
         median(block_on),
         median(block_on_ratio)
     );
+    if halves {
+        println!(
+            "  homa-tokio client, raw UDP server     {:>8.2} µs  {:>5.2}×",
+            median(client_half),
+            median(client_half_ratio)
+        );
+        println!(
+            "  raw UDP client, homa-tokio server     {:>8.2} µs  {:>5.2}×",
+            median(server_half),
+            median(server_half_ratio)
+        );
+    }
 }
