@@ -780,6 +780,96 @@ fn row15_data_for_acknowledged_request_is_stale() {
     assert_dropped_without_trace(&mut p.server, p.now, &b, &a, "drops_stale");
 }
 
+// ----- acks piggybacked on requests (applied later: `Endpoint::reap`) ---------
+
+/// A request from the client that acknowledges the client's RPC `acked`.
+fn request_acking(client_id: u64, acked: u64, body: &[u8]) -> Bytes {
+    let len = body.len() as u32;
+    packet(
+        Repr::Data(DataRepr {
+            ack: AckRecord {
+                client_id: acked,
+                server_port: SERVER_PORT,
+            },
+            ..data_repr(client_id, len, len, 0)
+        }),
+        body,
+    )
+}
+
+/// Deliver request `id` from the client to `ep` and answer it, so that the
+/// RPC waits for the client's ack.
+fn answered(ep: &mut Endpoint, now: Instant, pkt: Bytes) {
+    ep.handle_packet(now, addr(CLIENT), pkt);
+    let Some(Event::Request { rpc, .. }) = ep.poll_event() else {
+        panic!("request expected")
+    };
+    ep.send_response(now, rpc, Bytes::from_static(b"pong"))
+        .unwrap();
+    drain(ep, now);
+}
+
+/// An ack that rides on the next request frees its RPC when the owner
+/// reaps (as a driver does when idle), or at the next tick if it never
+/// does; either way the id is remembered, so a late copy of the request
+/// is stale.
+#[test]
+fn piggybacked_acks_free_their_rpcs_at_reap_or_at_the_tick() {
+    let mut ep = server_endpoint(Config::default());
+    let c = addr(CLIENT);
+    answered(&mut ep, NOW, request(2, b"one"));
+    answered(&mut ep, NOW, request_acking(4, 2, b"two"));
+    // Deferred: the acknowledged RPC is still there.
+    assert_eq!(ep.metrics().active_server_rpcs, 2);
+    assert_eq!(ep.reap(NOW), 1);
+    assert_eq!(ep.metrics().active_server_rpcs, 1);
+    assert_eq!(ep.reap(NOW), 0, "nothing left to reap");
+    let (b, a) = inject(&mut ep, NOW, c, request(2, b"one"));
+    assert_dropped_without_trace(&mut ep, NOW, &b, &a, "drops_stale");
+
+    // Never reaped: the tick applies it.
+    answered(&mut ep, NOW, request_acking(6, 4, b"three"));
+    assert_eq!(ep.metrics().active_server_rpcs, 2);
+    let tick = ep.poll_timeout().expect("a tick is due while RPCs live");
+    ep.handle_timeout(tick);
+    assert_eq!(ep.metrics().active_server_rpcs, 1);
+    let (b, a) = inject(&mut ep, tick, c, request(4, b"two"));
+    assert_dropped_without_trace(&mut ep, tick, &b, &a, "drops_stale");
+}
+
+/// A peer at its RPC limit whose next request acknowledges the previous
+/// one is not refused for the RPC it just acknowledged.
+#[test]
+fn a_deferred_ack_does_not_count_against_the_rpc_limits() {
+    let mut ep = server_endpoint(Config {
+        max_rpcs_per_peer: 1,
+        ..Config::default()
+    });
+    answered(&mut ep, NOW, request(2, b"one"));
+    let (_, a) = inject(&mut ep, NOW, addr(CLIENT), request_acking(4, 2, b"two"));
+    assert_eq!(a.drops_rpc_limit, 0);
+    assert_eq!(a.requests_delivered, 2);
+    assert_eq!(a.active_server_rpcs, 1);
+}
+
+/// An owner that never reaps and never ticks still holds only a bounded
+/// number of acknowledged RPCs.
+#[test]
+fn deferred_acks_are_bounded_without_reaping() {
+    let mut ep = server_endpoint(Config::default());
+    answered(&mut ep, NOW, request(2, b"0"));
+    for i in 1..1_000u64 {
+        answered(&mut ep, NOW, request_acking(2 * (i + 1), 2 * i, b"x"));
+    }
+    let live = ep.metrics().active_server_rpcs;
+    assert!(
+        (2..=100).contains(&live),
+        "{live} RPCs live: acks are deferred, but a bounded number"
+    );
+    assert_eq!(ep.reap(NOW) as u64, live - 1);
+    assert_eq!(ep.metrics().active_server_rpcs, 1);
+}
+
 /// | ACK for an RPC that does not exist | ignored | `drops_unknown_rpc` |
 #[test]
 fn row16_ack_for_nonexistent_rpc_is_ignored() {

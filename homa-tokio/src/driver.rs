@@ -721,6 +721,12 @@ impl Driver {
                 self.idle_since = None;
                 continue;
             }
+            // Idle: the engine's deferred work (acknowledged RPCs to free)
+            // is done here, off the path of the next packet. Another round
+            // follows, so a closing endpoint sees the RPCs gone.
+            if st.core.endpoint.reap(now) > 0 {
+                continue;
+            }
 
             // Idle. Busy polling: instead of sleeping, probe the datapath
             // for a few microseconds (`INNER_SPIN`) and yield, until the

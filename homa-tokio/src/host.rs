@@ -184,6 +184,10 @@ impl EngineHost {
             progress = true;
         }
         progress |= self.core.deliver_events(now) > 0;
+        if !progress {
+            // Idle: the engine's deferred work, off the packets' path.
+            progress = self.core.endpoint.reap(now) > 0;
+        }
         progress
     }
 

@@ -108,6 +108,11 @@ impl Pair {
             self.server_events.push(e);
             progressed = true;
         }
+        if !progressed {
+            // Idle, as a driver would be: the engines finish what they put
+            // off (acks piggybacked on requests).
+            progressed = self.client.reap(now) + self.server.reap(now) > 0;
+        }
         progressed
     }
 
