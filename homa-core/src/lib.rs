@@ -109,3 +109,4 @@ pub use endpoint::{Backlog, Endpoint, Event, RpcId, ServerRpcId, Transmit};
 pub use error::{ConfigError, RpcError, SendError};
 pub use metrics::{DropReason, Metrics};
 pub use time::Instant;
+pub use util::FastHasher;

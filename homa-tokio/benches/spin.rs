@@ -21,7 +21,7 @@
 //! the floor can be told apart.
 //!
 //! `cargo bench -p homa-tokio --bench spin [-- RPCS] [--rounds N]
-//! [--one-queue] [--halves]` prints, over the rounds, the median of each one's P50
+//! [--one-queue] [--halves] [--pin]` prints, over the rounds, the median of each one's P50
 //! round trip and the median of the per-round ratios to the floor. `--one-queue`
 //! gives Homa's UDP datapath no second receive queue
 //! (`UdpConfig::fast_queue_priority = None`).
@@ -35,6 +35,18 @@ use homa_core::wire::{AckRecord, Common, DataPacket, DataRepr, Repr, DATA_HEADER
 use homa_tokio::{Client, Server, SocketConfig};
 
 const SIZE: usize = 100;
+
+/// `--pin`: the client (main) thread runs on CPU 0 and every server thread
+/// on CPU 1, so that no round depends on where the scheduler put them.
+static PIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn pin(cpu: usize) {
+    if PIN.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut set = nix::sched::CpuSet::new();
+        set.set(cpu).expect("cpu index");
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).expect("pin");
+    }
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -65,6 +77,7 @@ fn udp_round(n: usize) -> f64 {
     let b_addr = b.local_addr().unwrap();
     let warm = 1_000;
     let server = std::thread::spawn(move || {
+        pin(1);
         let mut buf = vec![0u8; 2048];
         for _ in 0..warm + n {
             let (len, from) = spin_recv(&b, &mut buf);
@@ -144,6 +157,7 @@ fn homa_client_raw_server(config: &SocketConfig, n: usize) -> f64 {
     let dest = s.local_addr().unwrap();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let server = std::thread::spawn(move || {
+        pin(1);
         let mut buf = vec![0u8; 2048];
         let mut out = Vec::with_capacity(2048);
         let port = s.local_addr().unwrap().port();
@@ -212,6 +226,7 @@ fn raw_client_homa_server(config: &SocketConfig, n: usize) -> f64 {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_config = config.clone();
     let server = std::thread::spawn(move || {
+        pin(1);
         runtime().block_on(async move {
             let server = Server::bind("127.0.0.1:0".parse().unwrap(), server_config)
                 .await
@@ -276,6 +291,7 @@ fn homa_round(config: &SocketConfig, n: usize, spawned: bool) -> f64 {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_config = config.clone();
     let server = std::thread::spawn(move || {
+        pin(1);
         runtime().block_on(async move {
             let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
             let server = Server::bind(local, server_config).await.unwrap();
@@ -338,6 +354,10 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(15)
         .max(1);
+    if args.iter().any(|a| a == "--pin") {
+        PIN.store(true, std::sync::atomic::Ordering::Relaxed);
+        pin(0);
+    }
     let mut config = SocketConfig::default();
     config.busy_poll = Some(Duration::from_micros(100));
     if args.iter().any(|a| a == "--one-queue") {

@@ -359,6 +359,12 @@ impl Socket {
         Ok(Socket::from_handle(CommandTx::Task { tx, direct }, inner))
     }
 
+    /// Wake every task waiting in `recv` (or `Server::next_request`), so
+    /// that it looks again at what it waits for.
+    pub(crate) fn wake_receivers(&self) {
+        self.handle.inner.wake_receivers();
+    }
+
     pub(crate) fn from_handle(cmd: CommandTx, inner: Arc<Inner>) -> Socket {
         Socket {
             handle: Arc::new(Handle { cmd, inner }),

@@ -398,6 +398,25 @@ async fn graceful_shutdown_finishes_requests_in_service() {
     assert!(server.next_request().await.is_none());
 }
 
+/// `shutdown` ends a wait already under way in `next_request`, on another
+/// clone of the server, without any request arriving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_wakes_a_task_waiting_for_a_request() {
+    let server = Server::bind(localhost(), SocketConfig::default())
+        .await
+        .unwrap();
+    let s = server.clone();
+    let waiting = tokio::spawn(async move { s.next_request().await.is_none() });
+    // Let it get to its wait.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!waiting.is_finished());
+    server.shutdown();
+    let ended = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("next_request still waiting after shutdown");
+    assert!(ended.unwrap(), "next_request returns None after shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpcs_survive_loss_duplication_and_reordering() {
     let mut config = SocketConfig::default();
