@@ -53,7 +53,10 @@
 //! * **At-most-once**: a server keeps a finished RPC until the client acks it
 //!   (piggybacked on DATA, or in an ACK answering NEED_ACK), then remembers
 //!   its id for [`Config::ack_memory`], so a request is delivered to the
-//!   application once, whatever arrives again.
+//!   application once, whatever arrives again. An ack piggybacked on a
+//!   request is applied later, off the packet's path: when the owner calls
+//!   [`Endpoint::reap`] (idle), at the next tick, before an RPC would be
+//!   refused for the RPC limits, or once 64 wait.
 //!
 //! ## Bad input
 //!
