@@ -167,6 +167,10 @@ pub(crate) enum State {
     ServerInService,
     /// Server: sending the response, then waiting for the client's ack.
     ServerOutgoing,
+    /// Server: the client acknowledged the response (an ack piggybacked on
+    /// a request); nothing more is sent or answered for it, and the next
+    /// `Endpoint::reap` frees it.
+    ServerAcked,
 }
 
 #[derive(Debug)]
@@ -276,9 +280,10 @@ pub struct Endpoint {
     pub(crate) send_fifo_credit: u64,
     pub(crate) grants_dirty: bool,
     pub(crate) scratch: Vec<u32>,
-    /// Acks that arrived piggybacked on requests, not applied yet (see
+    /// RPCs acknowledged by acks piggybacked on requests
+    /// (`State::ServerAcked`), with their ids, not freed yet (see
     /// [`reap`](Self::reap)).
-    deferred_acks: VecDeque<(SocketAddr, AckRecord)>,
+    deferred_acks: VecDeque<(u32, u64)>,
 }
 
 impl core::fmt::Debug for Endpoint {
@@ -698,6 +703,8 @@ impl Endpoint {
         let claim = d.incoming.min(d.message_length).min(claim_cap);
         let existing = self.lookup(from, local_id);
         let reason = match existing.map(|idx| self.rpc(idx)) {
+            // Acknowledged, waiting to be freed: as if it were.
+            Some(r) if r.state == State::ServerAcked => Some(DropReason::Stale),
             Some(r) if matches!(r.state, State::ServerInService | State::ServerOutgoing) => {
                 Some(DropReason::Duplicate)
             }
@@ -877,6 +884,11 @@ impl Endpoint {
             }
             return;
         };
+        if self.rpc(idx).state == State::ServerAcked {
+            // Acknowledged, waiting to be freed: as if it were.
+            self.metrics.count_drop(DropReason::Stale);
+            return;
+        }
         let max_payload = self.config.max_payload();
         let r = self.rpc_mut(idx);
         r.last_heard = now;
@@ -1019,21 +1031,47 @@ impl Endpoint {
         }
     }
 
-    /// An ack piggybacked on a request: applied later, off the packet's
-    /// path (see [`reap`](Self::reap)). Applying it frees the acknowledged
-    /// RPC and remembers its id, and on a busy-polled loopback that took
-    /// about half of a server's engine time for a 100-byte request (320 of
-    /// 650 ns, with the caches as a round trip through the kernel leaves
-    /// them), while the client waits. At most `MAX_DEFERRED_ACKS` wait: past
-    /// that the oldest is applied now, so an owner that never calls `reap`
-    /// pays the same per packet as before, in no bursts.
+    /// An ack piggybacked on a request: the acknowledged RPC is done at
+    /// once (`State::ServerAcked`: it sends nothing more, and what arrives
+    /// for it is stale), but freeing it and remembering its id wait for
+    /// [`reap`](Self::reap), off the packet's path. That part took about
+    /// half of a busy-polled loopback server's engine time for a 100-byte
+    /// request (320 of 650 ns, with the caches as a round trip through the
+    /// kernel leaves them), while the client waited. An ack for an RPC that
+    /// is not sending or done sending its response is ignored, as before.
+    /// At most `MAX_DEFERRED_ACKS` wait: past that the oldest is freed now,
+    /// so an owner that never calls `reap` pays about what it paid before
+    /// per packet, plus up to that many frees at a tick.
     fn defer_ack(&mut self, now: Instant, from: SocketAddr, ack: AckRecord) {
+        if ack.server_port != self.local.port() || ack.client_id & 1 == 1 {
+            return;
+        }
+        let Some(&idx) = self.servers.get(&(from, ack.client_id ^ 1)) else {
+            return;
+        };
+        let r = self.rpc_mut(idx);
+        if r.state != State::ServerOutgoing {
+            return;
+        }
+        r.state = State::ServerAcked;
+        let id = r.id;
         if self.deferred_acks.len() >= MAX_DEFERRED_ACKS {
-            if let Some((f, a)) = self.deferred_acks.pop_front() {
-                self.apply_ack(now, f, a);
+            if let Some((i, id)) = self.deferred_acks.pop_front() {
+                self.free_acked(now, i, id);
             }
         }
-        self.deferred_acks.push_back((from, ack));
+        self.deferred_acks.push_back((idx, id));
+    }
+
+    /// Free an RPC `defer_ack` marked acknowledged, if it is still that one
+    /// (something else may have freed it since, and its slot been reused).
+    fn free_acked(&mut self, now: Instant, idx: u32, id: u64) {
+        let acked = self.rpcs[idx as usize]
+            .as_ref()
+            .is_some_and(|r| r.id == id && r.state == State::ServerAcked);
+        if acked {
+            self.free_server_remembered(now, idx);
+        }
     }
 
     /// Do the work the engine put off to keep it off the packet path:
@@ -1042,9 +1080,10 @@ impl Endpoint {
     /// nothing better to do). Call it when idle, for example before
     /// sleeping or busy-polling. The engine also does it at every tick of
     /// [`handle_timeout`](Self::handle_timeout) and before it refuses an RPC
-    /// for the RPC limits, so no protocol decision waits for it; until then
-    /// the acknowledged RPCs still count in
-    /// [`Metrics::active_server_rpcs`]. Returns how many acks it applied.
+    /// for the RPC limits, and an acknowledged RPC sends and answers nothing
+    /// meanwhile; until then it still counts in
+    /// [`Metrics::active_server_rpcs`] (and holds its slot, so slots are
+    /// reused in a different order). Returns how many RPCs it freed.
     ///
     /// ```
     /// use homa_core::{Config, Endpoint, Instant};
@@ -1052,11 +1091,11 @@ impl Endpoint {
     /// assert_eq!(e.reap(Instant::ZERO), 0); // nothing deferred
     /// ```
     pub fn reap(&mut self, now: Instant) -> usize {
-        let n = self.deferred_acks.len();
-        while let Some((from, ack)) = self.deferred_acks.pop_front() {
-            self.apply_ack(now, from, ack);
+        let before = self.servers.len();
+        while let Some((idx, id)) = self.deferred_acks.pop_front() {
+            self.free_acked(now, idx, id);
         }
-        n
+        before - self.servers.len()
     }
 
     /// The client `from` is done with `ack.client_id`: free our server RPC.
@@ -1066,7 +1105,12 @@ impl Endpoint {
             return false;
         }
         match self.servers.get(&(from, ack.client_id ^ 1)) {
-            Some(&idx) if self.rpc(idx).state == State::ServerOutgoing => {
+            Some(&idx)
+                if matches!(
+                    self.rpc(idx).state,
+                    State::ServerOutgoing | State::ServerAcked
+                ) =>
+            {
                 self.free_server_remembered(now, idx);
                 true
             }

@@ -54,9 +54,10 @@
 //!   (piggybacked on DATA, or in an ACK answering NEED_ACK), then remembers
 //!   its id for [`Config::ack_memory`], so a request is delivered to the
 //!   application once, whatever arrives again. An ack piggybacked on a
-//!   request is applied later, off the packet's path: when the owner calls
-//!   [`Endpoint::reap`] (idle), at the next tick, before an RPC would be
-//!   refused for the RPC limits, or once 64 wait.
+//!   request ends its RPC at once (it sends and answers nothing more), but
+//!   freeing it and remembering its id wait, off the packet's path, until
+//!   the owner calls [`Endpoint::reap`] (when idle), the next tick, an RPC
+//!   that would otherwise be refused for the RPC limits, or 64 such acks.
 //!
 //! ## Bad input
 //!

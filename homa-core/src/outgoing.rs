@@ -1,7 +1,7 @@
 //! Sending: control packets first, then DATA chosen by SRPT (with a small
 //! oldest-first share) and paced to the link rate.
 
-use crate::endpoint::{type_index, Endpoint, Transmit};
+use crate::endpoint::{type_index, Endpoint, State, Transmit};
 use crate::time::Instant;
 use crate::wire::{DataRepr, PacketType, Repr, DATA_HEADER_LEN};
 use core::time::Duration;
@@ -44,7 +44,9 @@ impl Endpoint {
             let r = self.rpcs[idx as usize]
                 .as_mut()
                 .expect("listed rpc is live");
-            if r.out.as_ref().is_some_and(|o| o.has_work()) {
+            // An acknowledged response (`State::ServerAcked`) has nothing
+            // left to send, whatever its message says.
+            if r.state != State::ServerAcked && r.out.as_ref().is_some_and(|o| o.has_work()) {
                 i += 1;
             } else {
                 r.in_sendable = false;

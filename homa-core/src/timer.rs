@@ -136,6 +136,9 @@ impl Endpoint {
                 },
                 // The application owns it until it responds.
                 State::ServerInService => Action::None,
+                // Freed by the reap that runs before every tick; nothing
+                // to do if it is still here.
+                State::ServerAcked => Action::None,
                 State::ServerOutgoing if timed_out => Action::Drop,
                 State::ServerOutgoing => {
                     let sent = r.out.as_ref().is_some_and(|o| o.all_sent());

@@ -852,6 +852,74 @@ fn a_deferred_ack_does_not_count_against_the_rpc_limits() {
     assert_eq!(a.active_server_rpcs, 1);
 }
 
+/// Until it is freed, an acknowledged RPC is done: a late copy of its
+/// request and a RESEND for its response are stale, and nothing is sent
+/// for it (a retransmission it owed is dropped too).
+#[test]
+fn an_acknowledged_rpc_waiting_for_reap_sends_and_answers_nothing() {
+    let mut ep = server_endpoint(Config::default());
+    let c = addr(CLIENT);
+    answered(&mut ep, NOW, request(2, b"one"));
+    // The client asks for the response again, then acknowledges it (in
+    // its next request) before we got to the retransmission.
+    let resend = packet(
+        Repr::Resend(ResendRepr {
+            common: common(true, 2),
+            offset: 0,
+            length: 10_000,
+            priority: 7,
+        }),
+        &[],
+    );
+    ep.handle_packet(NOW, c, resend.clone());
+    ep.handle_packet(NOW, c, request_acking(4, 2, b"two"));
+    let Some(Event::Request { .. }) = ep.poll_event() else {
+        panic!("the second request is delivered")
+    };
+    assert!(drain(&mut ep, NOW).is_empty(), "nothing for the acked RPC");
+    assert_eq!(ep.metrics().active_server_rpcs, 2, "not freed yet");
+    let (b, a) = inject(&mut ep, NOW, c, request(2, b"one"));
+    assert_dropped_without_trace(&mut ep, NOW, &b, &a, "drops_stale");
+    let (b, a) = inject(&mut ep, NOW, c, resend);
+    assert_dropped_without_trace(&mut ep, NOW, &b, &a, "drops_stale");
+    assert_eq!(ep.reap(NOW), 1);
+}
+
+/// An ack for an RPC the application has not answered yet is ignored, as
+/// an ack for an unknown RPC is: the response still goes out when given.
+#[test]
+fn an_ack_for_an_rpc_still_in_service_is_ignored() {
+    let mut ep = server_endpoint(Config::default());
+    let c = addr(CLIENT);
+    ep.handle_packet(NOW, c, request(2, b"one"));
+    let Some(Event::Request { rpc: first, .. }) = ep.poll_event() else {
+        panic!("request expected")
+    };
+    answered(&mut ep, NOW, request_acking(4, 2, b"two"));
+    assert_eq!(ep.reap(NOW), 0);
+    ep.send_response(NOW, first, Bytes::from_static(b"pong"))
+        .unwrap();
+    assert_eq!(types(&drain(&mut ep, NOW)), vec![PacketType::Data]);
+    assert_eq!(ep.metrics().active_server_rpcs, 2);
+}
+
+/// An endpoint that is a client and a server at once: RPCs its clients
+/// acknowledged do not count against its own new requests either.
+#[test]
+fn a_deferred_ack_does_not_refuse_a_request_of_our_own() {
+    let mut ep = server_endpoint(Config {
+        max_rpcs: 2,
+        ..Config::default()
+    });
+    answered(&mut ep, NOW, request(2, b"one"));
+    answered(&mut ep, NOW, request_acking(4, 2, b"two"));
+    assert_eq!(ep.metrics().active_server_rpcs, 2, "one of them acked");
+    ep.send_request(NOW, addr("10.0.0.66:99"), Bytes::from_static(b"mine"))
+        .expect("room once the acked RPC is freed");
+    let m = ep.metrics();
+    assert_eq!((m.active_server_rpcs, m.active_client_rpcs), (1, 1));
+}
+
 /// An owner that never reaps and never ticks still holds only a bounded
 /// number of acknowledged RPCs.
 #[test]

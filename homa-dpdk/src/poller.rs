@@ -232,6 +232,12 @@ fn run(mut stations: Vec<Station>, stop: Arc<AtomicBool>, core: Option<usize>, y
             break;
         }
         if !progress {
+            // Idle: the engines' deferred work, off the packets' path.
+            for s in stations.iter_mut().filter(|s| !s.done) {
+                progress |= s.host.reap(now);
+            }
+        }
+        if !progress {
             if yield_idle {
                 std::thread::yield_now();
             } else {

@@ -737,7 +737,12 @@ impl Driver {
                     // Nothing is left that would not wake us by itself (a
                     // command, a packet, room to send, the timer; and the
                     // task's own work through `Direct` wakes us if it must):
-                    // go idle rather than be polled again for nothing.
+                    // go idle rather than be polled again for nothing. We
+                    // will not pass the idle step below first, so the
+                    // engine's deferred work is done here (as the engine
+                    // did it on the packet's path before there was `reap`),
+                    // not in one batch at its next tick.
+                    st.core.endpoint.reap(now);
                     return self.arm_timer(&mut st, now, cx);
                 }
                 st.armed = Some(Instant::ZERO);

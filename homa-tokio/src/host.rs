@@ -13,8 +13,9 @@
 //!
 //! The host's owner calls, in a loop: [`EngineHost::process`] (commands,
 //! timers, events), and moves packets between the network and
-//! [`EngineHost::endpoint`] (`handle_packet`, `poll_transmit`). It stops
-//! when [`EngineHost::finished`] says so.
+//! [`EngineHost::endpoint`] (`handle_packet`, `poll_transmit`); in rounds
+//! that found nothing to do, [`EngineHost::reap`]. It stops when
+//! [`EngineHost::finished`] says so.
 //!
 //! ```
 //! use homa_tokio::host::EngineHost;
@@ -25,9 +26,13 @@
 //!     let start = std::time::Instant::now();
 //!     loop {
 //!         let now = Instant::from_nanos(start.elapsed().as_nanos() as u64);
-//!         host.process(now);
+//!         let mut busy = host.process(now);
 //!         while let Some(t) = host.endpoint().poll_transmit(now) {
 //!             drop(t); // a real host puts it on the wire
+//!             busy = true;
+//!         }
+//!         if !busy {
+//!             host.reap(now); // idle: the engine's deferred work
 //!         }
 //!         if host.finished(now, true) {
 //!             break;
@@ -184,11 +189,15 @@ impl EngineHost {
             progress = true;
         }
         progress |= self.core.deliver_events(now) > 0;
-        if !progress {
-            // Idle: the engine's deferred work, off the packets' path.
-            progress = self.core.endpoint.reap(now) > 0;
-        }
         progress
+    }
+
+    /// Do the engine's deferred work ([`Endpoint::reap`]: free the RPCs
+    /// whose clients acknowledged them). Call it when a round found nothing
+    /// to do, not between a packet and what the engine sends for it.
+    /// Returns whether there was any.
+    pub fn reap(&mut self, now: Instant) -> bool {
+        self.core.endpoint.reap(now) > 0
     }
 
     /// Shut the endpoint down as [`Socket::close`] does: fail the calls in
