@@ -521,6 +521,47 @@ async fn busy_polling_on_one_thread_completes_rpcs() {
     }
 }
 
+/// The driver frees the RPCs its clients acknowledged (`Endpoint::reap`)
+/// when it has nothing else to do, busy polling or not: with the engine's
+/// tick pushed out of reach, nothing else would free them before 64 wait.
+#[test]
+fn the_driver_frees_acknowledged_rpcs_without_waiting_for_a_tick() {
+    let mut held = Vec::new();
+    for spin in [false, true] {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut config = if spin {
+                spinning(Duration::from_micros(200))
+            } else {
+                SocketConfig::default()
+            };
+            // No tick (and so no RESENDs) for the whole test.
+            config.engine.tick = Duration::from_secs(600);
+            config.engine.resend_after = config.engine.tick;
+            config.engine.resend_interval = config.engine.tick;
+            config.engine.timeout = 2 * config.engine.tick;
+            let server = echo_server(config.clone()).await;
+            let client = Client::bind(localhost(), config).await.unwrap();
+            // Each request acknowledges the RPC before it.
+            for i in 0..50u64 {
+                let b = body(i, 100);
+                assert_eq!(
+                    client.call(server.local_addr(), b.clone()).await.unwrap(),
+                    b
+                );
+            }
+            held.push((spin, server.metrics().await.unwrap().active_server_rpcs));
+        });
+    }
+    assert!(
+        held.iter().all(|&(_, live)| live <= 2),
+        "(busy polling, server RPCs still held after 50 sequential calls): {held:?}"
+    );
+}
+
 /// Busy polling takes the sockets out of the reactor while the driver
 /// spins and puts them back when it goes to sleep: RPCs separated by idle
 /// gaps much longer than the spin window and `resend_after` (so that both
