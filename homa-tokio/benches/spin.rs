@@ -107,14 +107,75 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// A raw UDP socket that sends at Homa's top priority (so that a Homa
+/// `s`, non-blocking and sending at Homa's top priority (so that a Homa
 /// datapath steers what it sends into its fast queue, as it would a short
-/// message from a Homa peer), non-blocking.
-fn raw_homa_socket() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+/// message from a Homa peer).
+fn raw_homa_socket(s: UdpSocket) -> UdpSocket {
     s.set_nonblocking(true).unwrap();
     socket2::SockRef::from(&s).set_tos_v4(7 << 5).unwrap();
     s
+}
+
+/// A Homa echo server with busy polling on a thread of its own (CPU 1 with
+/// `--pin`); `stop` ends it.
+struct EchoServer {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl EchoServer {
+    fn start(config: &SocketConfig) -> EchoServer {
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let config = config.clone();
+        let thread = std::thread::spawn(move || {
+            pin(1);
+            runtime().block_on(async move {
+                let server = Server::bind("127.0.0.1:0".parse().unwrap(), config)
+                    .await
+                    .unwrap();
+                addr_tx.send(server.local_addr()).unwrap();
+                let s = server.clone();
+                let serving = tokio::spawn(async move {
+                    while let Some(req) = s.next_request().await {
+                        let b = req.body().clone();
+                        let _ = req.respond(b);
+                    }
+                });
+                let _ = stop_rx.await;
+                server.shutdown();
+                serving.abort();
+            })
+        });
+        let addr = addr_rx.recv().unwrap();
+        EchoServer { addr, stop, thread }
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap();
+    }
+}
+
+/// A Homa client's round trips to `dest`: 1,000 calls of warm-up (the peer
+/// state, the allocator's pools, the spin), then `n` timed ones.
+async fn timed_calls(config: SocketConfig, dest: SocketAddr, n: usize) -> Vec<Duration> {
+    let client = Client::bind("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let body = Bytes::from(vec![7u8; SIZE]);
+    for _ in 0..1_000 {
+        client.call(dest, body.clone()).await.unwrap();
+    }
+    let mut rtts = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let r = client.call(dest, body.clone()).await.unwrap();
+        rtts.push(start.elapsed());
+        assert_eq!(r.len(), SIZE);
+    }
+    rtts
 }
 
 /// The header of a one-packet DATA message of `len` bytes.
@@ -149,11 +210,11 @@ fn data_header(
 /// no runtime), spinning on `recv_from`. The P50 round trip, µs.
 fn homa_client_raw_server(config: &SocketConfig, n: usize) -> f64 {
     // Homa servers listen on ports up to 32767 (clients get the ones above).
-    let s = (20_000..32_768)
-        .find_map(|port| UdpSocket::bind(("127.0.0.1", port)).ok())
-        .expect("a free server port");
-    s.set_nonblocking(true).unwrap();
-    socket2::SockRef::from(&s).set_tos_v4(7 << 5).unwrap();
+    let s = raw_homa_socket(
+        (20_000..32_768)
+            .find_map(|port| UdpSocket::bind(("127.0.0.1", port)).ok())
+            .expect("a free server port"),
+    );
     let dest = s.local_addr().unwrap();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let server = std::thread::spawn(move || {
@@ -191,26 +252,9 @@ fn homa_client_raw_server(config: &SocketConfig, n: usize) -> f64 {
         }
     });
     let rtts = runtime().block_on(async {
-        let config = config.clone();
-        tokio::spawn(async move {
-            let client = Client::bind("127.0.0.1:0".parse().unwrap(), config)
-                .await
-                .unwrap();
-            let body = Bytes::from(vec![7u8; SIZE]);
-            for _ in 0..1_000 {
-                client.call(dest, body.clone()).await.unwrap();
-            }
-            let mut rtts = Vec::with_capacity(n);
-            for _ in 0..n {
-                let start = Instant::now();
-                let r = client.call(dest, body.clone()).await.unwrap();
-                rtts.push(start.elapsed());
-                assert_eq!(r.len(), SIZE);
-            }
-            rtts
-        })
-        .await
-        .unwrap()
+        tokio::spawn(timed_calls(config.clone(), dest, n))
+            .await
+            .unwrap()
     });
     let _ = stop_tx.send(());
     server.join().unwrap();
@@ -222,30 +266,9 @@ fn homa_client_raw_server(config: &SocketConfig, n: usize) -> f64 {
 /// RPC in it, as a Homa client does) to a Homa `Server`. The P50 round
 /// trip, µs.
 fn raw_client_homa_server(config: &SocketConfig, n: usize) -> f64 {
-    let (addr_tx, addr_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server_config = config.clone();
-    let server = std::thread::spawn(move || {
-        pin(1);
-        runtime().block_on(async move {
-            let server = Server::bind("127.0.0.1:0".parse().unwrap(), server_config)
-                .await
-                .unwrap();
-            addr_tx.send(server.local_addr()).unwrap();
-            let s = server.clone();
-            let serving = tokio::spawn(async move {
-                while let Some(req) = s.next_request().await {
-                    let b = req.body().clone();
-                    let _ = req.respond(b);
-                }
-            });
-            let _ = stop_rx.await;
-            server.shutdown();
-            serving.abort();
-        })
-    });
-    let dest: SocketAddr = addr_rx.recv().unwrap();
-    let s = raw_homa_socket();
+    let server = EchoServer::start(config);
+    let dest = server.addr;
+    let s = raw_homa_socket(UdpSocket::bind("127.0.0.1:0").unwrap());
     let port = s.local_addr().unwrap().port();
     let body = vec![7u8; SIZE];
     let mut buf = vec![0u8; 2048];
@@ -278,8 +301,7 @@ fn raw_client_homa_server(config: &SocketConfig, n: usize) -> f64 {
             server_port: dest.port(),
         };
     }
-    let _ = stop_tx.send(());
-    server.join().unwrap();
+    server.stop();
     p50(rtts)
 }
 
@@ -287,55 +309,16 @@ fn raw_client_homa_server(config: &SocketConfig, n: usize) -> f64 {
 /// round trip, µs. The client calls from its runtime's `block_on` future,
 /// or from a task spawned on it (`spawned`), as `homa-perf` does.
 fn homa_round(config: &SocketConfig, n: usize, spawned: bool) -> f64 {
-    let (addr_tx, addr_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server_config = config.clone();
-    let server = std::thread::spawn(move || {
-        pin(1);
-        runtime().block_on(async move {
-            let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-            let server = Server::bind(local, server_config).await.unwrap();
-            addr_tx.send(server.local_addr()).unwrap();
-            let s = server.clone();
-            let serving = tokio::spawn(async move {
-                while let Some(req) = s.next_request().await {
-                    let b = req.body().clone();
-                    let _ = req.respond(b);
-                }
-            });
-            let _ = stop_rx.await;
-            server.shutdown();
-            serving.abort();
-        })
-    });
-    let dest = addr_rx.recv().unwrap();
+    let server = EchoServer::start(config);
+    let calls = timed_calls(config.clone(), server.addr, n);
     let rtts = runtime().block_on(async {
-        let config = config.clone();
-        let task = async move {
-            let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-            let client = Client::bind(local, config).await.unwrap();
-            let body = Bytes::from(vec![7u8; SIZE]);
-            // Warm up: the peer state, the allocator's pools, the spin.
-            for _ in 0..1_000 {
-                client.call(dest, body.clone()).await.unwrap();
-            }
-            let mut rtts = Vec::with_capacity(n);
-            for _ in 0..n {
-                let start = Instant::now();
-                let r = client.call(dest, body.clone()).await.unwrap();
-                rtts.push(start.elapsed());
-                assert_eq!(r.len(), SIZE);
-            }
-            rtts
-        };
         if spawned {
-            tokio::spawn(task).await.unwrap()
+            tokio::spawn(calls).await.unwrap()
         } else {
-            task.await
+            calls.await
         }
     });
-    let _ = stop_tx.send(());
-    server.join().unwrap();
+    server.stop();
     p50(rtts)
 }
 

@@ -613,8 +613,12 @@ impl Driver {
             let spun = std::mem::take(&mut just_spun);
 
             // 1. commands
-            let skip_cmds = spun && self.cmds.is_empty();
-            for _ in 0..if skip_cmds { 0 } else { CMD_BUDGET } {
+            let budget = if spun && self.cmds.is_empty() {
+                0
+            } else {
+                CMD_BUDGET
+            };
+            for _ in 0..budget {
                 match self.cmds.poll_recv(cx) {
                     Poll::Ready(Some(cmd)) => {
                         st.core.command(now, cmd);

@@ -947,8 +947,7 @@ impl UdpDatapath {
             // in full (2 KB) for every packet.
             let mut buf = cell.borrow_mut();
             buf.clear();
-            buf.extend_from_slice(t.header());
-            buf.extend_from_slice(&t.payload);
+            t.write_to(&mut buf);
             self.main.socket.send_to(&buf, t.destination)?;
             Ok(())
         })
