@@ -112,8 +112,12 @@ pub struct Config {
     pub grant_tail_boost: u32,
     /// Least time between two CUTOFFS packets to the same peer. Default 1 ms.
     pub cutoffs_interval: Duration,
-    /// Period of the engine's housekeeping timer (resends, timeouts, acks).
-    /// Default 1 ms (Linux Homa's timer tick).
+    /// Period of the engine's housekeeping timer (resends, timeouts, acks)
+    /// while it holds RPCs. Default 1 ms (Linux Homa's timer tick). An
+    /// engine that holds none ticks only when what it remembers about its
+    /// peers expires (see [`ack_memory`](Self::ack_memory)), and a new
+    /// RPC's first tick comes [`resend_after`](Self::resend_after) after it
+    /// starts, when it could first have gone silent.
     pub tick: Duration,
     /// A receiver that hears nothing for this long asks for the missing data
     /// with RESEND, and repeats every `resend_interval`. Default 5 ms.

@@ -897,15 +897,27 @@ fn a_response_waiting_for_grants_is_not_dropped() {
 #[test]
 fn a_stall_of_our_own_does_not_count_as_silence() {
     // The client's process is descheduled for longer than `resend_after`
-    // while its RPC waits for the response; the response has not come (the
-    // server is still working on it). The first tick after the stall runs
+    // while its RPC waits for the response, which has not reached it. The
+    // first tick after the stall runs
     // late: it counts as one tick of silence, as Linux counts silent ticks,
     // so it sends no RESEND (a stall of the whole machine would otherwise
     // turn into a RESEND for everything in flight).
+    //
+    // The stall comes once the engine is ticking. (A new RPC's first tick
+    // comes `resend_after` after it starts, when it could first have gone
+    // silent, so a stall before that tick counts in full: at most one
+    // RESEND per RPC started within `resend_after` before the stall.)
     let mut p = Pair::new(Config::default());
+    // The response never reaches the client: it stays silent to it.
+    let _held = hold_responses(&mut p);
     p.call(Bytes::from_static(b"ping"));
     p.run_until(Duration::from_micros(100), |p| !p.server_events.is_empty());
     assert_eq!(p.server_events.len(), 1, "the request arrived");
+    // Ticks on time, past the first RESEND (5 ms of silence).
+    let first = Config::default().resend_after + Duration::from_millis(1);
+    p.run_until(first, |_| false);
+    assert_eq!(p.client.metrics().resends_sent, 1, "the first tick asked");
+    let before = p.client.metrics().resends_sent;
     while p.step() {}
     let stalled = p.now + Config::default().resend_after + Duration::from_millis(3);
     p.client.handle_timeout(stalled);
@@ -916,7 +928,7 @@ fn a_stall_of_our_own_does_not_count_as_silence() {
         }
     }
     assert_eq!(resends, 0, "a RESEND for our own stall");
-    assert_eq!(p.client.metrics().resends_sent, 0);
+    assert_eq!(p.client.metrics().resends_sent, before);
     // Real silence still counts: ticks on time, and the RESEND follows.
     let mut now = stalled;
     for _ in 0..8 {
@@ -924,9 +936,56 @@ fn a_stall_of_our_own_does_not_count_as_silence() {
         p.client.handle_timeout(now);
     }
     assert!(
-        p.client.metrics().resends_sent > 0,
+        p.client.metrics().resends_sent > before,
         "no RESEND for real silence"
     );
+}
+
+#[test]
+fn an_endpoint_without_rpcs_ticks_only_when_its_memory_expires() {
+    // Every tick of homa-tokio's driver wakes two threads; an endpoint
+    // that serves an RPC now and then must not tick a thousand times a
+    // second for `ack_memory` after each one.
+    let cfg = Config::default();
+    let mut p = Pair::new(cfg.clone());
+    let start = p.now;
+    p.call(Bytes::from_static(b"ping"));
+    // The RPC's first tick: when it could first have gone silent.
+    assert_eq!(p.client.poll_timeout(), Some(start + cfg.resend_after));
+    p.run_until(Duration::from_millis(1), |p| p.responses() == 1);
+    assert_eq!(p.responses(), 1);
+    // A second RPC: its request carries the first one's ack.
+    p.call(Bytes::from_static(b"ping"));
+    p.run_until(Duration::from_millis(1), |p| p.responses() == 2);
+    while p.step() {}
+    let mut ticks = 0;
+    let end = p.now + cfg.ack_memory * 3;
+    while p.now < end {
+        let due = [p.client.poll_timeout(), p.server.poll_timeout()];
+        if !p.advance() {
+            break; // nothing left to do, ever
+        }
+        ticks += due.iter().flatten().filter(|&&d| d <= p.now).count();
+    }
+    // While an RPC is held (the server's second, until it asks for its ack
+    // with NEED_ACK after `resend_after` and the client answers), ticks come
+    // every `tick`; after that only when what the peers are remembered for
+    // (the client's owed ack, the server's acknowledged ids) expires, and
+    // then never. Before, both ticked every `tick` for `ack_memory`: over
+    // two hundred ticks here.
+    assert!(ticks < 20, "{ticks} ticks over three ack_memory periods");
+    assert_eq!(
+        p.client.poll_timeout(),
+        None,
+        "the client forgot everything"
+    );
+    assert_eq!(
+        p.server.poll_timeout(),
+        None,
+        "the server forgot everything"
+    );
+    assert_eq!(p.client.metrics().active_client_rpcs, 0);
+    assert_eq!(p.server.metrics().active_server_rpcs, 0);
 }
 
 #[test]
