@@ -115,9 +115,10 @@ pub struct Config {
     /// Period of the engine's housekeeping timer (resends, timeouts, acks)
     /// while it holds RPCs. Default 1 ms (Linux Homa's timer tick). An
     /// engine that holds none ticks only when what it remembers about its
-    /// peers expires (see [`ack_memory`](Self::ack_memory)), and a new
-    /// RPC's first tick comes [`resend_after`](Self::resend_after) after it
-    /// starts, when it could first have gone silent.
+    /// peers expires (see [`ack_memory`](Self::ack_memory)), and the RPC
+    /// that starts it ticking again gets its first tick
+    /// [`resend_after`](Self::resend_after) after it starts (at most), when
+    /// it could first have gone silent.
     pub tick: Duration,
     /// A receiver that hears nothing for this long asks for the missing data
     /// with RESEND, and repeats every `resend_interval`. Default 5 ms.
@@ -125,7 +126,9 @@ pub struct Config {
     /// Silence (here and for [`timeout`](Self::timeout)) is counted in
     /// ticks, as Linux counts `silent_ticks`: a tick that runs late, because
     /// our own process or machine stalled, counts as one tick, so a stall is
-    /// not taken for the peer's silence.
+    /// not taken for the peer's silence. The exception is the first tick of
+    /// an engine that held no RPC (see [`tick`](Self::tick)), which stands
+    /// for `resend_after` of silence.
     pub resend_after: Duration,
     /// See [`resend_after`](Self::resend_after). Default 5 ms.
     pub resend_interval: Duration,

@@ -1352,20 +1352,31 @@ impl Endpoint {
     /// nothing can go silent, and the only work left is forgetting what
     /// peers are remembered for (acknowledged ids and owed acks, for
     /// `ack_memory`), so the next tick is when the first of that expires,
-    /// and none once nothing is left. An endpoint that serves an RPC now
-    /// and then used to tick a thousand times a second for `ack_memory`
-    /// after each one; in homa-tokio every tick wakes two threads, and
-    /// without those wake-ups the median of 100-byte RPCs at 1,000 RPC/s
-    /// went from 177 µs to 122 (TCP's: 115; homa-perf/NOTES.md). A new RPC
+    /// and none once nothing is left. An endpoint that makes an RPC now and
+    /// then used to tick a thousand times a second for `ack_memory` after
+    /// each one; in homa-tokio every tick wakes two threads, and without
+    /// those wake-ups the median of 100-byte RPCs at 1,000 RPC/s went from
+    /// 177 µs to 122 (TCP's: 115; homa-perf/NOTES.md). (That gain is the
+    /// client's: a server holds each answered RPC until the client's next
+    /// request acknowledges it, so at that rate it still ticks.) A new RPC
     /// brings the ticks back (`insert_rpc`), the first one `resend_after`
     /// after it starts.
     ///
-    /// That first tick is the one thing this changes for a stall of our
-    /// own: a tick that runs late counts as one tick of silence, and the
-    /// first one stands for `resend_after` of it, so an RPC started less
-    /// than `resend_after` before a stall gets one RESEND after it. While
-    /// RPCs are held (under load, where a stall would otherwise send a
-    /// RESEND for each of many) the ticks run every `tick` as before.
+    /// What that first tick changes, for the RPC that brought the ticks
+    /// back (RPCs started after it are younger at that tick):
+    /// * A stall of our own process: a tick that runs late counts as one
+    ///   tick of silence, and this one stands for `resend_after` of it, so
+    ///   if the stall begins less than `resend_after` after the RPC starts,
+    ///   the RPC gets one RESEND after it.
+    /// * Silence that is not the peer's fault (we still had granted bytes
+    ///   to send, or had not granted more) is noticed only at ticks, so an
+    ///   RPC that waited on us until just before its first tick counts as
+    ///   silent from its start, and may get one early RESEND (answered by
+    ///   BUSY or a duplicate retransmission): a burst of hundreds of
+    ///   requests started at once on an idle engine is the case.
+    ///
+    /// While RPCs are held (under load, where a stall would otherwise send
+    /// a RESEND for each of many) the ticks run every `tick` as before.
     fn next_tick_after(&self, now: Instant) -> Option<Instant> {
         if self.has_rpcs() {
             return Some(now + self.config.tick);

@@ -39,7 +39,10 @@ impl Endpoint {
     /// reading) counts as one tick, so the time it was late is taken off
     /// every RPC's silence. Otherwise a stall longer than `resend_after`
     /// turns into RESENDs for everything in flight at once, each answered
-    /// by a retransmission, on top of the backlog the stall left.
+    /// by a retransmission, on top of the backlog the stall left. (The
+    /// first tick of an engine that held no RPC comes `resend_after` after
+    /// the RPC that starts it ticking, and stands for that much silence:
+    /// see `Endpoint::next_tick_after`.)
     ///
     /// Silence is judged as of `read_until` (at most `now`): packets that
     /// reached us after it may still wait unread in our own queue, so a

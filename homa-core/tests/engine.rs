@@ -903,10 +903,10 @@ fn a_stall_of_our_own_does_not_count_as_silence() {
     // so it sends no RESEND (a stall of the whole machine would otherwise
     // turn into a RESEND for everything in flight).
     //
-    // The stall comes once the engine is ticking. (A new RPC's first tick
-    // comes `resend_after` after it starts, when it could first have gone
-    // silent, so a stall before that tick counts in full: at most one
-    // RESEND per RPC started within `resend_after` before the stall.)
+    // The stall comes once the engine is ticking. (The RPC that starts an
+    // idle engine ticking gets its first tick `resend_after` after it
+    // starts, when it could first have gone silent, so a stall before that
+    // tick counts in full for it: one RESEND.)
     let mut p = Pair::new(Config::default());
     // The response never reaches the client: it stays silent to it.
     let _held = hold_responses(&mut p);
@@ -968,12 +968,19 @@ fn an_endpoint_without_rpcs_ticks_only_when_its_memory_expires() {
         ticks += due.iter().flatten().filter(|&&d| d <= p.now).count();
     }
     // While an RPC is held (the server's second, until it asks for its ack
-    // with NEED_ACK after `resend_after` and the client answers), ticks come
-    // every `tick`; after that only when what the peers are remembered for
-    // (the client's owed ack, the server's acknowledged ids) expires, and
-    // then never. Before, both ticked every `tick` for `ack_memory`: over
-    // two hundred ticks here.
+    // with NEED_ACK after `resend_after` and the client answers, which
+    // also settles the ack the client owed), ticks come every `tick`; after
+    // that only when what a peer is remembered for (the server's
+    // acknowledged ids) expires, and then never. Before, both ticked every
+    // `tick` for `ack_memory`: over two hundred ticks here.
     assert!(ticks < 20, "{ticks} ticks over three ack_memory periods");
+    // Everything was forgotten on time: the last tick was the one at which
+    // the server's memory of the second RPC expired.
+    assert!(
+        p.now <= start + cfg.ack_memory + Duration::from_millis(20),
+        "the last tick came at {:?}, not when the memory expired",
+        p.now - start
+    );
     assert_eq!(
         p.client.poll_timeout(),
         None,
@@ -984,6 +991,8 @@ fn an_endpoint_without_rpcs_ticks_only_when_its_memory_expires() {
         None,
         "the server forgot everything"
     );
+    assert_eq!(p.client.metrics().active_peers, 0);
+    assert_eq!(p.server.metrics().active_peers, 0);
     assert_eq!(p.client.metrics().active_client_rpcs, 0);
     assert_eq!(p.server.metrics().active_server_rpcs, 0);
 }

@@ -10,10 +10,13 @@
 //! without, against 22 µs for TCP (whose runtime waits without a timeout).
 //!
 //! So the deadlines live here instead: one thread per process sleeps until
-//! the earliest of them and wakes the driver tasks that are due. A driver's
-//! deadline moves a few times per tick, not per RPC, and the thread is
-//! woken early only when a deadline earlier than the one it sleeps for
-//! arrives. The runtimes the drivers live on then wait without a timeout
+//! the earliest of them and wakes the driver tasks that are due. While its
+//! engine holds RPCs, a driver's deadline moves a few times per tick, not
+//! per RPC; an engine that holds none has no tick (or one far off, when
+//! what it remembers about peers expires), so the RPC that starts it
+//! ticking again pulls the deadline in and wakes this thread once. The
+//! thread is woken early only when a deadline earlier than the one it
+//! sleeps for arrives. The runtimes the drivers live on then wait without a timeout
 //! unless the application has timers of its own.
 //!
 //! Deadlines are in real time (`std::time::Instant`): a tokio runtime with a

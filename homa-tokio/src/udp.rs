@@ -1108,7 +1108,9 @@ impl Datapath for UdpDatapath {
         // that would report it may never come. So look at each socket's
         // error readiness here, which costs no system call while it is
         // clear; the driver polls at least every engine tick while RPCs are
-        // active. With a fast queue the kernel files each error with
+        // active (the first tick of an engine that held none comes
+        // `resend_after` after its first RPC starts, so an unreachable peer
+        // may be reported that late). With a fast queue the kernel files each error with
         // whichever socket of the port its lookup hashes to. (While busy
         // polling nothing is registered: the driver's reads meet the error.)
         for rx in std::iter::once(&self.main).chain(&self.fast) {
