@@ -662,9 +662,6 @@ impl Endpoint {
         if self.grants_dirty {
             self.update_grants();
         }
-        if self.next_tick.is_none() && self.has_state() {
-            self.next_tick = Some(now + self.config.tick);
-        }
     }
 
     /// DATA: every check happens before anything changes, so a dropped
@@ -1339,14 +1336,6 @@ impl Endpoint {
         self.send_control(from, repr);
     }
 
-    pub(crate) fn has_state(&self) -> bool {
-        self.has_rpcs() || !self.peers.is_empty()
-    }
-
-    fn has_rpcs(&self) -> bool {
-        self.n_clients > 0 || !self.servers.is_empty()
-    }
-
     /// When the tick after the one that ran at `now` is due. Every `tick`
     /// while RPCs are held: their silence is counted in ticks. With none,
     /// nothing can go silent, and the only work left is forgetting what
@@ -1378,7 +1367,9 @@ impl Endpoint {
     /// While RPCs are held (under load, where a stall would otherwise send
     /// a RESEND for each of many) the ticks run every `tick` as before.
     fn next_tick_after(&self, now: Instant) -> Option<Instant> {
-        if self.has_rpcs() {
+        // Peer state is only created with an RPC (`insert_rpc`, which
+        // starts the ticks), so this is the one place the tick is put off.
+        if self.awaits_packets() {
             return Some(now + self.config.tick);
         }
         let memory = self.config.ack_memory;

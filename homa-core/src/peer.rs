@@ -44,10 +44,6 @@ impl Peers {
         self.index.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
     pub fn find(&self, addr: &SocketAddr) -> Option<u32> {
         self.index.get(addr).copied()
     }

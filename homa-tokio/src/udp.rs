@@ -1110,9 +1110,10 @@ impl Datapath for UdpDatapath {
         // clear; the driver polls at least every engine tick while RPCs are
         // active (the first tick of an engine that held none comes
         // `resend_after` after its first RPC starts, so an unreachable peer
-        // may be reported that late). With a fast queue the kernel files each error with
-        // whichever socket of the port its lookup hashes to. (While busy
-        // polling nothing is registered: the driver's reads meet the error.)
+        // may be reported that late). With a fast queue the kernel files
+        // each error with whichever socket of the port its lookup hashes
+        // to. (While busy polling nothing is registered: the driver's reads
+        // meet the error.)
         for rx in std::iter::once(&self.main).chain(&self.fast) {
             let reg = rx.reg();
             let Some(fd) = reg.as_ref() else { continue };
