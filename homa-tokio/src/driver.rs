@@ -845,6 +845,25 @@ impl Driver {
                         let now = direct.now();
                         self.horizon.read(now, batch_bytes(&self.rx));
                         feed(&mut st.core, &mut self.rx, now);
+                        // What the packets finished goes to its task at
+                        // once: a whole round first (another clock reading,
+                        // the timers, an empty flush) is on the round
+                        // trip's path. What they produced to send (grants,
+                        // acks) goes out first, as the round would send it.
+                        if let Err(e) = flush(&mut st, dp, cx, now) {
+                            return fail(&mut st.core, now, e);
+                        }
+                        let delivered = st.core.deliver_events(now);
+                        if delivered > 0 {
+                            // As the round below does: several woken tasks
+                            // leave their packets to us, to send in a batch.
+                            st.batching = delivered > 1;
+                            self.idle_since = None;
+                            self.work_at = Some(now);
+                            st.armed = Some(Instant::ZERO);
+                            self.yield_soon(cx);
+                            return Poll::Pending;
+                        }
                         just_spun = true;
                         continue;
                     }
