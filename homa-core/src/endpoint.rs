@@ -624,7 +624,7 @@ impl Endpoint {
             self.next_tick = self.next_tick_after(now);
         }
         if self.grants_dirty {
-            self.update_grants();
+            self.update_grants(now);
         }
     }
 
@@ -660,7 +660,7 @@ impl Endpoint {
             Repr::Ack(a) => self.handle_ack(now, from, &a),
         }
         if self.grants_dirty {
-            self.update_grants();
+            self.update_grants(now);
         }
     }
 
@@ -1352,17 +1352,21 @@ impl Endpoint {
     /// after it starts.
     ///
     /// What that first tick changes, for the RPC that brought the ticks
-    /// back (RPCs started after it are younger at that tick):
-    /// * A stall of our own process: a tick that runs late counts as one
-    ///   tick of silence, and this one stands for `resend_after` of it, so
-    ///   if the stall begins less than `resend_after` after the RPC starts,
-    ///   the RPC gets one RESEND after it.
-    /// * Silence that is not the peer's fault (we still had granted bytes
-    ///   to send, or had not granted more) is noticed only at ticks, so an
-    ///   RPC that waited on us until just before its first tick counts as
-    ///   silent from its start, and may get one early RESEND (answered by
-    ///   BUSY or a duplicate retransmission): a burst of hundreds of
-    ///   requests started at once on an idle engine is the case.
+    /// back (RPCs started after it are younger at that tick): a stall of
+    /// our own process. A tick that runs late counts as one tick of
+    /// silence, and this one stands for `resend_after` of it, so if the
+    /// stall begins less than `resend_after` after the RPC starts, the RPC
+    /// gets one RESEND after it.
+    ///
+    /// Silence that is not the peer's fault (granted bytes we had still to
+    /// send, or everything granted received and no more granted yet) could
+    /// hide between those ticks: a tick sees it only while it lasts, so an
+    /// RPC that waited on us until just before its first tick would count as
+    /// silent from its start (a burst of hundreds of requests started at
+    /// once on an idle engine, whose pacer sends the last of them late). So
+    /// the moment the wait ends is marked too: sending the last byte we may
+    /// send (`build_data`) and granting a message that had everything we had
+    /// granted (`issue_grant`) start its silence afresh.
     ///
     /// While RPCs are held (under load, where a stall would otherwise send
     /// a RESEND for each of many) the ticks run every `tick` as before.

@@ -18,9 +18,10 @@
 //! sender is busy elsewhere).
 
 use crate::endpoint::{unsched_priority, Endpoint};
+use crate::time::Instant;
 
 impl Endpoint {
-    pub(crate) fn update_grants(&mut self) {
+    pub(crate) fn update_grants(&mut self, now: Instant) {
         self.grants_dirty = false;
         if self.incoming.is_empty() {
             return;
@@ -78,7 +79,7 @@ impl Endpoint {
                 let new = m.length.min(m.granted.saturating_add(inc.min(room)));
                 total += new - m.granted;
                 finished |= new == m.length;
-                self.issue_grant(oldest, new, prio);
+                self.issue_grant(oldest, new, prio, now);
             }
         }
 
@@ -162,7 +163,7 @@ impl Endpoint {
                 prio = prio.max(unsched_priority(&self.config.unsched_cutoffs, left));
             }
             finished |= new == length;
-            self.issue_grant(idx, new, prio);
+            self.issue_grant(idx, new, prio, now);
         }
         // A message granted to its end here leaves the candidates from the
         // next call on, and one that waited (held back by the per-peer
@@ -178,11 +179,18 @@ impl Endpoint {
         self.scratch = cands;
     }
 
-    fn issue_grant(&mut self, idx: u32, offset: u32, priority: u8) {
+    fn issue_grant(&mut self, idx: u32, offset: u32, priority: u8, now: Instant) {
         let r = self.rpc_mut(idx);
         let m = r.inm.as_mut().expect("incoming has inm");
         let delta = offset - m.granted;
+        // Everything granted so far had come: the sender waited on us, and
+        // its silence starts with this grant. (The tick notices too, but
+        // only when it runs; see `build_data` for why that can be too late.)
+        let waited_on_us = m.received >= m.granted;
         m.granted = offset;
+        if waited_on_us {
+            r.last_heard = now;
+        }
         let (peer, id) = (r.peer, r.id);
         self.metrics.grants_sent += 1;
         self.metrics.granted_bytes += u64::from(delta);

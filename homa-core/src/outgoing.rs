@@ -104,7 +104,7 @@ impl Endpoint {
         Some(best)
     }
 
-    fn build_data(&mut self, _now: Instant, idx: u32) -> Transmit {
+    fn build_data(&mut self, now: Instant, idx: u32) -> Transmit {
         let max_payload = self.config.max_payload();
         let local_port = self.local_addr().port();
         let (peer, id, pidx) = {
@@ -160,6 +160,15 @@ impl Endpoint {
             offset,
         });
         let still = out.has_work();
+        if !retransmit && out.next_offset >= out.granted.min(out.length) {
+            // The last byte we may send has left: the RPC stops waiting on
+            // us, and any silence of the peer's starts now. The tick
+            // notices this too, but only when it runs, and the first tick
+            // of an engine that held no RPC stands for `resend_after` of
+            // silence (see `next_tick_after`): bytes our pacer held back
+            // until just before it would look like a peer silent all along.
+            r.last_heard = now;
+        }
         if !still {
             r.in_sendable = false;
             if let Some(pos) = self.sendable.iter().position(|&i| i == idx) {

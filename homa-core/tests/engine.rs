@@ -1123,3 +1123,109 @@ fn awaits_packets_until_the_response_and_its_acknowledgment_are_in() {
     // With no next request to carry it, the server asks (NEED_ACK).
     assert!(p.run_until(Duration::from_secs(1), |p| !p.server.awaits_packets()));
 }
+
+#[test]
+fn bytes_we_sent_late_do_not_make_the_first_tick_resend() {
+    // The engine counts silence from what it last heard, and an RPC that
+    // waits on us (granted bytes we have not sent) is not silent. But an
+    // engine that held no RPC ticks first `resend_after` after the RPC that
+    // starts it, and that tick stands for `resend_after` of silence: if our
+    // own pacer sent the request's last bytes just before it, the server
+    // had them for a moment only and must not be asked for its answer. A
+    // request of unscheduled bytes only (the server sends nothing back
+    // until it answers), paced out over nearly `resend_after`; the server's
+    // application answers 1 ms after it has the whole request.
+    let cfg = Config {
+        // 40,000 bytes at 68 Mbit/s: about 4.8 ms on the wire.
+        link_rate_bps: 68_000_000,
+        ..Config::default()
+    };
+    let mut p = Pair::new(cfg.clone());
+    p.auto_respond = None;
+    let start = p.now;
+    let id = p.call(Bytes::from(vec![7u8; 40_000]));
+    p.run_until(cfg.resend_after, |p| !p.server_events.is_empty());
+    let rpc = match p.server_events.first() {
+        Some(Event::Request { rpc, .. }) => *rpc,
+        other => panic!("no request at the server: {other:?}"),
+    };
+    // The scenario: the last byte left less than a tick before the first tick.
+    let sent_late = p.now - start;
+    assert!(
+        sent_late > cfg.resend_after - cfg.tick && sent_late < cfg.resend_after,
+        "the request arrived after {sent_late:?}"
+    );
+    let answer_at = p.now + Duration::from_millis(1);
+    p.run_until(answer_at - p.now, |_| false);
+    p.server
+        .send_response(p.now, rpc, Bytes::from_static(b"pong"))
+        .unwrap();
+    p.run_until(Duration::from_millis(10), |p| p.responses() == 1);
+    assert!(matches!(
+        p.client_events.last(),
+        Some(Event::Response { id: got, .. }) if *got == id
+    ));
+    let resends = p
+        .sent
+        .iter()
+        .filter(|&&(to_server, t)| to_server && t == PacketType::Resend)
+        .count();
+    assert_eq!(
+        resends, 0,
+        "the client asked for an answer the server had had the request for only a moment"
+    );
+}
+
+#[test]
+fn a_grant_we_gave_late_does_not_make_the_first_tick_resend() {
+    // The receiver's side of the same: a message that has everything we
+    // granted waits on us, not on its sender, and the tick notices that
+    // only when it runs. Two requests from one client arrive together at a
+    // server that grants one message at a time (and no FIFO share): the
+    // longer one, B, waits with its first packet until the shorter one is
+    // granted to its end, just before the server's first tick (`resend_after`
+    // after the first request arrived), so no tick saw B wait. Its sender
+    // then finishes the shorter request first (SRPT), and B's data comes
+    // 1.5 ms after its grant: the next tick must count B's silence from the
+    // grant, not from B's first packet 6 ms before.
+    let cfg = Config {
+        unsched_bytes: 1,
+        max_overcommit: 1,
+        grant_fifo_percent: 0,
+        link_rate_bps: 1_000_000_000,
+        ..Config::default()
+    };
+    let mut p = Pair::new(cfg.clone());
+    p.delay = Duration::from_micros(200);
+    p.auto_respond = None;
+    let grants = log_grants(&mut p);
+    let start = p.now;
+    p.call(Bytes::from(vec![1u8; 700_000]));
+    let b = p.call(Bytes::from(vec![2u8; 900_000]));
+    let first_tick = start + p.delay + cfg.resend_after;
+    let mut b_granted = None;
+    while p.now < first_tick + 2 * cfg.tick && p.advance() {
+        if b_granted.is_none() && grants.borrow().iter().any(|g| g.0 == b.0) {
+            b_granted = Some(p.now);
+        }
+    }
+    // The scenario: B's first grant (seen a step late here) came less than a
+    // round trip before the server's first tick, and two ticks have run.
+    let at = b_granted.expect("B was granted");
+    assert!(
+        at + 2 * p.delay > first_tick && at < first_tick,
+        "B was first granted {:?} after the start",
+        at - start
+    );
+    let resends = p
+        .sent
+        .iter()
+        .filter(|&&(to_server, t)| !to_server && t == PacketType::Resend)
+        .count();
+    assert_eq!(
+        resends, 0,
+        "the server asked B's sender for data it had granted a moment before"
+    );
+    p.run_until(Duration::from_millis(20), |p| p.server_events.len() == 2);
+    assert_eq!(p.server_events.len(), 2, "both requests arrived");
+}
