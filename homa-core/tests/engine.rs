@@ -1149,7 +1149,9 @@ fn bytes_we_sent_late_do_not_make_the_first_tick_resend() {
         Some(Event::Request { rpc, .. }) => *rpc,
         other => panic!("no request at the server: {other:?}"),
     };
-    // The scenario: the last byte left less than a tick before the first tick.
+    // The scenario: the request was whole at the server (its last byte
+    // left the client one wire delay before) less than a tick before the
+    // client's first tick.
     let sent_late = p.now - start;
     assert!(
         sent_late > cfg.resend_after - cfg.tick && sent_late < cfg.resend_after,
@@ -1177,7 +1179,7 @@ fn bytes_we_sent_late_do_not_make_the_first_tick_resend() {
 }
 
 #[test]
-fn a_grant_we_gave_late_does_not_make_the_first_tick_resend() {
+fn a_grant_we_gave_late_starts_the_senders_silence_afresh() {
     // The receiver's side of the same: a message that has everything we
     // granted waits on us, not on its sender, and the tick notices that
     // only when it runs. Two requests from one client arrive together at a
@@ -1186,8 +1188,9 @@ fn a_grant_we_gave_late_does_not_make_the_first_tick_resend() {
     // granted to its end, just before the server's first tick (`resend_after`
     // after the first request arrived), so no tick saw B wait. Its sender
     // then finishes the shorter request first (SRPT), and B's data comes
-    // 1.5 ms after its grant: the next tick must count B's silence from the
-    // grant, not from B's first packet 6 ms before.
+    // 1.5 ms after its grant: the second tick must count B's silence from
+    // the grant, not from B's first packet 6 ms before. (The first tick
+    // finds B silent just under `resend_after` either way.)
     let cfg = Config {
         unsched_bytes: 1,
         max_overcommit: 1,

@@ -21,12 +21,18 @@
 //! The floor beside them is a raw echo end against the same in-memory
 //! client: what a raw UDP server does per RPC in user space (read the
 //! header, build the answer's, copy the body), plus the peer's own work
-//! (building and parsing packets), which every row pays.
+//! (building and parsing packets), which every row pays. The client row is
+//! compared with that same floor: its in-memory peer does about the same
+//! work (it builds a response instead of a request and acknowledges
+//! nothing).
 //!
 //! `cargo bench -p homa-tokio --bench glue [-- RPCS] [--rounds N]
-//! [--only server|client|raw]` prints
-//! the median over the rounds of each end's nanoseconds per RPC, and of its
-//! difference to the floor of the same round; `--only` runs one end once
+//! [--gap-us N] [--only server|client|raw]` prints the median over the
+//! rounds of each end's nanoseconds per RPC, and of its difference to the
+//! floor of the same round. `--gap-us` (default 5, at most 50: the ends
+//! must keep busy polling between RPCs, since the in-memory datapath wakes
+//! no sleeping driver) sets the time between RPCs of the turnaround runs;
+//! `--only` runs one end, back to back and then with the gap, once each
 //! (for a profiler).
 
 use std::collections::VecDeque;
@@ -142,11 +148,21 @@ impl Mirror {
     /// The peer takes in a packet with this header: a DATA packet is a
     /// response (to the peer client) or a request (to the peer server),
     /// and the peer's answer waits for the next probe.
-    fn take(&self, header: &[u8]) {
+    fn take(&self, header: &[u8], body: &[u8]) {
+        // The turnaround ends here, before the peer's own work.
+        let now = Instant::now();
         let Ok(Repr::Data(d)) = Repr::parse(header) else {
             return; // control packets: nothing to answer
         };
-        let now = Instant::now();
+        if d.retransmit {
+            return; // not a new answer (none are expected here)
+        }
+        // Every answer is a one-packet echo of the 7s we send (requests and
+        // responses alike).
+        assert!(
+            body.len() == SIZE && body.iter().all(|&b| b == 7),
+            "a wrong answer"
+        );
         let mut st = self.state.lock().unwrap();
         if let Some(shown) = st.shown.take() {
             if st.done >= WARM {
@@ -215,8 +231,9 @@ fn packet(sport: u16, dport: u16, sender_id: u64, ack: AckRecord) -> Bytes {
 
 impl Datapath for Mirror {
     fn poll_recv(&self, _cx: &mut Context<'_>, out: &mut Vec<Incoming>) -> Poll<io::Result<usize>> {
-        // Busy polling probes with `try_recv*`; the peer answers inside
-        // `poll_send`, so a packet is always waiting by the next probe.
+        // Busy polling probes with `try_recv*` and never sleeps while the
+        // gaps are this short (`--gap-us` is capped below the busy-poll
+        // window), so nothing needs waking: this datapath keeps no waker.
         match self.try_recv(out) {
             Ok(0) => Poll::Pending,
             r => Poll::Ready(r),
@@ -243,7 +260,7 @@ impl Datapath for Mirror {
 
     fn poll_send(&self, _cx: &mut Context<'_>, transmits: &[Transmit]) -> Poll<io::Result<usize>> {
         for t in transmits {
-            self.take(t.header());
+            self.take(t.header(), &t.payload);
         }
         Poll::Ready(Ok(transmits.len()))
     }
@@ -309,7 +326,7 @@ fn client_end(rpcs: u64, gap: Duration) -> (f64, f64) {
         tokio::spawn(async move {
             for _ in 0..WARM + rpcs {
                 let r = client.call(dest, body.clone()).await.unwrap();
-                assert_eq!(r.len(), SIZE);
+                assert_eq!(r, body, "the response's bytes");
             }
         })
         .await
@@ -352,7 +369,7 @@ fn raw_end(rpcs: u64, gap: Duration) -> (f64, f64) {
             out.resize(DATA_HEADER_LEN, 0);
             answer.emit(&mut DataPacket::new_unchecked(&mut out[..]));
             out.extend_from_slice(body);
-            dp.take(&out[..DATA_HEADER_LEN]);
+            dp.take(&out[..DATA_HEADER_LEN], &out[DATA_HEADER_LEN..]);
         }
     }
     dp.result().unwrap()
@@ -400,12 +417,17 @@ fn main() {
         ("homa-tokio server, in-memory client   ", server_end),
         ("homa-tokio client, in-memory server   ", client_end),
     ];
+    assert!(
+        gap <= Duration::from_micros(50),
+        "--gap-us at most 50: longer gaps would let the ends stop busy polling"
+    );
     if let Some(end) = only {
         // For a profiler: one end alone, back to back and then with gaps.
         let i = match end.as_str() {
             "server" => 1,
             "client" => 2,
-            _ => 0,
+            "raw" => 0,
+            other => panic!("--only {other}: server, client or raw"),
         };
         let (per_rpc, _) = ends[i].1(rpcs, Duration::ZERO);
         let (_, turn) = ends[i].1(rpcs, gap);

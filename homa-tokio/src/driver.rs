@@ -847,11 +847,14 @@ impl Driver {
                         feed(&mut st.core, &mut self.rx, now);
                         // What the packets finished goes to its task at
                         // once: a whole round first (another clock reading,
-                        // the timers, an empty flush) is on the round
-                        // trip's path. What they produced to send (grants,
-                        // acks) goes out first, as the round would send it.
-                        if let Err(e) = flush(&mut st, dp, cx, now) {
-                            return fail(&mut st.core, now, e);
+                        // the command, timer and `finished` checks) is on
+                        // the round trip's path. What they produced to send
+                        // (grants, acks, paced data) goes out first, as the
+                        // round would send it, and counts as progress.
+                        match flush(&mut st, dp, cx, now) {
+                            Ok(true) => self.idle_since = None,
+                            Ok(false) => {}
+                            Err(e) => return fail(&mut st.core, now, e),
                         }
                         let delivered = st.core.deliver_events(now);
                         if delivered > 0 {
