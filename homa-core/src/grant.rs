@@ -186,7 +186,7 @@ impl Endpoint {
         // Everything granted so far had come: the sender waited on us, and
         // its silence starts with this grant. (The tick notices too, but
         // only when it runs; see `build_data` for why that can be too late.)
-        let waited_on_us = m.received >= m.granted;
+        let waited_on_us = m.waits_on_us();
         m.granted = offset;
         if waited_on_us {
             r.last_heard = now;

@@ -59,6 +59,12 @@ impl OutMessage {
         self.resend.is_some() || self.can_send_new()
     }
 
+    /// Granted bytes are still to send: the RPC waits on us (our own SRPT
+    /// prefers other messages), so the peer's silence is not its fault.
+    pub fn waits_on_us(&self) -> bool {
+        self.next_offset < self.granted.min(self.length)
+    }
+
     /// Bytes not yet transmitted (the SRPT key).
     pub fn remaining(&self) -> u32 {
         self.length - self.next_offset
@@ -131,6 +137,12 @@ impl InMessage {
             birth,
             got_empty: false,
         }
+    }
+
+    /// Everything granted has arrived: the sender waits on us for more
+    /// grants, so its silence is not its fault.
+    pub fn waits_on_us(&self) -> bool {
+        self.received >= self.granted
     }
 
     /// Bytes of memory this message holds (counted against

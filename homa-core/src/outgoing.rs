@@ -160,7 +160,7 @@ impl Endpoint {
             offset,
         });
         let still = out.has_work();
-        if !retransmit && out.next_offset >= out.granted.min(out.length) {
+        if !retransmit && !out.waits_on_us() {
             // The last byte we may send has left: the RPC stops waiting on
             // us, and any silence of the peer's starts now. The tick
             // notices this too, but only when it runs, and the first tick

@@ -70,16 +70,13 @@ impl Endpoint {
                     r.probes_since = r.last_heard;
                 }
             }
-            if r.inm.as_ref().is_some_and(|m| m.received >= m.granted) {
+            if r.inm.as_ref().is_some_and(|m| m.waits_on_us()) {
                 // Everything we granted has arrived: the sender is silent
                 // because we have not granted more, which is not its fault
                 // (Linux resets silent_ticks here too).
                 r.last_heard = now;
             }
-            if r.out
-                .as_ref()
-                .is_some_and(|o| o.next_offset < o.granted.min(o.length))
-            {
+            if r.out.as_ref().is_some_and(|o| o.waits_on_us()) {
                 // We may send bytes we have not sent: the RPC waits on us
                 // (our own SRPT prefers other messages), not on the peer, so
                 // the peer's silence is not its fault either (Linux does not

@@ -725,19 +725,7 @@ impl Driver {
                 return Poll::Ready(());
             }
             if delivered > 0 {
-                // Requests or responses went to their tasks: let them run
-                // now. One task answers (or starts its next call) through
-                // `Direct` itself, at once; several leave their packets to
-                // us, and we send them together when we run next.
-                self.idle_since = None;
-                self.work_at = Some(now);
-                if delivered > 1 {
-                    st.batching = true;
-                    st.armed = Some(Instant::ZERO);
-                    self.yield_soon(cx);
-                    return Poll::Pending;
-                }
-                if self.busy_poll.is_none() && cmds_idle && recv_idle && tx_idle {
+                if delivered == 1 && self.busy_poll.is_none() && cmds_idle && recv_idle && tx_idle {
                     // Nothing is left that would not wake us by itself (a
                     // command, a packet, room to send, the timer; and the
                     // task's own work through `Direct` wakes us if it must):
@@ -746,12 +734,12 @@ impl Driver {
                     // engine's deferred work is done here (as the engine
                     // did it on the packet's path before there was `reap`),
                     // not in one batch at its next tick.
+                    self.idle_since = None;
+                    self.work_at = Some(now);
                     st.core.endpoint.reap(now);
                     return self.arm_timer(&mut st, now, cx);
                 }
-                st.armed = Some(Instant::ZERO);
-                self.yield_soon(cx);
-                return Poll::Pending;
+                return self.hand_over(&mut st, now, delivered, cx);
             }
             if progress {
                 self.idle_since = None;
@@ -858,14 +846,7 @@ impl Driver {
                         }
                         let delivered = st.core.deliver_events(now);
                         if delivered > 0 {
-                            // As the round below does: several woken tasks
-                            // leave their packets to us, to send in a batch.
-                            st.batching = delivered > 1;
-                            self.idle_since = None;
-                            self.work_at = Some(now);
-                            st.armed = Some(Instant::ZERO);
-                            self.yield_soon(cx);
-                            return Poll::Pending;
+                            return self.hand_over(&mut st, now, delivered, cx);
                         }
                         just_spun = true;
                         continue;
@@ -890,6 +871,28 @@ impl Driver {
         // Out of budget with work left: let other tasks run, come back soon.
         st.armed = Some(Instant::ZERO);
         st.batching = true;
+        self.yield_soon(cx);
+        Poll::Pending
+    }
+
+    /// Requests or responses went to their tasks (`delivered` of them):
+    /// let them run now, and come back right after. One task answers (or
+    /// starts its next call) through `Direct` itself, at once; several
+    /// leave their packets to us, and we send them together when we run
+    /// next.
+    fn hand_over(
+        &mut self,
+        st: &mut Shared,
+        now: Instant,
+        delivered: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        self.idle_since = None;
+        self.work_at = Some(now);
+        if delivered > 1 {
+            st.batching = true;
+        }
+        st.armed = Some(Instant::ZERO);
         self.yield_soon(cx);
         Poll::Pending
     }
