@@ -59,10 +59,11 @@ impl OutMessage {
         self.resend.is_some() || self.can_send_new()
     }
 
-    /// Granted bytes are still to send: the RPC waits on us (our own SRPT
-    /// prefers other messages), so the peer's silence is not its fault.
+    /// Granted bytes are still to send, or a retransmission the peer asked
+    /// for: the RPC waits on us (our own SRPT or pacer holds them back), so
+    /// the peer's silence is not its fault.
     pub fn waits_on_us(&self) -> bool {
-        self.next_offset < self.granted.min(self.length)
+        self.resend.is_some() || self.next_offset < self.granted.min(self.length)
     }
 
     /// Bytes not yet transmitted (the SRPT key).

@@ -160,13 +160,14 @@ impl Endpoint {
             offset,
         });
         let still = out.has_work();
-        if !retransmit && !out.waits_on_us() {
-            // The last byte we may send has left: the RPC stops waiting on
-            // us, and any silence of the peer's starts now. The tick
-            // notices this too, but only when it runs, and the first tick
-            // of an engine that held no RPC stands for `resend_after` of
-            // silence (see `next_tick_after`): bytes our pacer held back
-            // until just before it would look like a peer silent all along.
+        if !out.waits_on_us() {
+            // The last byte we may send (new or asked for again) has left:
+            // the RPC stops waiting on us, and any silence of the peer's
+            // starts now. The tick notices this too, but only when it runs,
+            // and the first tick of an engine that held no RPC stands for
+            // `resend_after` of silence (see `next_tick_after`): bytes our
+            // pacer held back until just before it would look like a peer
+            // silent all along.
             r.last_heard = now;
         }
         if !still {

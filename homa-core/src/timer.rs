@@ -96,8 +96,9 @@ impl Endpoint {
             let action = match r.state {
                 State::Client if timed_out => Action::Fail,
                 State::Client => {
-                    // Everything granted is sent (or there is no request).
-                    let out_done = r.out.as_ref().is_none_or(|o| !o.can_send_new());
+                    // Everything granted is sent, and every retransmission
+                    // asked for (or there is no request).
+                    let out_done = r.out.as_ref().is_none_or(|o| !o.has_work());
                     if may_resend && out_done {
                         // Ask for the response: the first gap, up to what we
                         // granted (or the unscheduled bytes if none came).

@@ -1232,3 +1232,102 @@ fn a_grant_we_gave_late_starts_the_senders_silence_afresh() {
     p.run_until(Duration::from_millis(20), |p| p.server_events.len() == 2);
     assert_eq!(p.server_events.len(), 2, "both requests arrived");
 }
+
+#[test]
+fn a_retransmission_our_pacer_holds_is_a_wait_on_us() {
+    // A RESEND asks for bytes we sent once; until our pacer has sent them
+    // again the RPC waits on us, as it does while granted bytes are unsent,
+    // and the peer's silence is not its fault. A server that lost a
+    // 40,000-byte request asks for all of it again; on a 40 Mbit/s link the
+    // retransmission takes about 8.4 ms, longer than `resend_after`, and the
+    // server (whose application holds the request) sends nothing meanwhile.
+    // The client must not ask for the response before it has even finished
+    // sending the request again, and its silence counts from the last
+    // retransmitted byte.
+    let cfg = Config {
+        unsched_bytes: 40_000,
+        link_rate_bps: 40_000_000,
+        ..Config::default()
+    };
+    let mut p = Pair::new(cfg.clone());
+    p.auto_respond = None;
+    let id = p.call(Bytes::from(vec![3u8; 40_000]));
+    p.run_until(Duration::from_millis(20), |p| !p.server_events.is_empty());
+    let rpc = match p.server_events.first() {
+        Some(Event::Request { rpc, .. }) => *rpc,
+        other => panic!("no request at the server: {other:?}"),
+    };
+    // The server's RESEND for the whole request (as if its packets had been
+    // lost), built with the wire format and handed to the client.
+    let resend = {
+        use homa_core::wire::{Common, Repr, ResendRepr};
+        let repr = Repr::Resend(ResendRepr {
+            common: Common {
+                sport: addr(SERVER).port(),
+                dport: addr(CLIENT).port(),
+                sender_id: id.0 ^ 1,
+            },
+            offset: 0,
+            length: 40_000,
+            priority: 7,
+        });
+        let mut v = vec![0u8; repr.header_len()];
+        repr.emit(&mut v);
+        Bytes::from(v)
+    };
+    let client_data = |p: &Pair| {
+        p.sent
+            .iter()
+            .filter(|&&(to_server, t)| to_server && t == PacketType::Data)
+            .count()
+    };
+    let client_resends = |p: &Pair| {
+        p.sent
+            .iter()
+            .filter(|&&(to_server, t)| to_server && t == PacketType::Resend)
+            .count()
+    };
+    assert_eq!(client_resends(&p), 0);
+    let asked = p.now;
+    p.client.handle_packet(p.now, addr(SERVER), resend);
+    // Follow the retransmission to its last packet, and note when the
+    // client asks for the response (the server's application still holds
+    // the request, so in the end it will, and hear BUSY).
+    let mut sent = client_data(&p);
+    let mut last_sent = p.now;
+    let mut asked_back = Vec::new();
+    while p.now < asked + Duration::from_millis(30) && p.advance() {
+        if client_data(&p) > sent {
+            sent = client_data(&p);
+            last_sent = p.now;
+        }
+        while client_resends(&p) > asked_back.len() {
+            asked_back.push(p.now);
+        }
+    }
+    // The scenario: the pacer held the retransmission for longer than
+    // `resend_after` (29 packets of 1,400-odd bytes).
+    assert!(
+        last_sent - asked > cfg.resend_after,
+        "the retransmission took only {:?}",
+        last_sent - asked
+    );
+    assert!(
+        asked_back
+            .iter()
+            .all(|&t| t >= last_sent + cfg.resend_after),
+        "the client asked for the response {:?} after the server's RESEND; its retransmission ended after {:?}",
+        asked_back.iter().map(|&t| t - asked).collect::<Vec<_>>(),
+        last_sent - asked
+    );
+    assert!(
+        !asked_back.is_empty(),
+        "a silent server is asked in the end"
+    );
+    // Then the server answers, and the RPC completes.
+    p.server
+        .send_response(p.now, rpc, Bytes::from_static(b"done"))
+        .unwrap();
+    p.run_until(Duration::from_millis(10), |p| p.responses() == 1);
+    assert_eq!(p.responses(), 1);
+}
