@@ -511,12 +511,16 @@ impl LoadArgs {
 pub struct OutputArgs {
     /// Write the results as JSON:
     /// {"runs":[{"protocol","short_p50_us","short_p99_us","rpcs_per_sec",
-    /// "throughput_gbps","errors","error_examples","notes","buckets":[{"size_upper",
-    /// "count","p50_us","p99_us","p999_us","p99_slowdown"}]}]}, where
-    /// error_examples holds up to five error messages and notes the transport's
-    /// counters (Homa: the client's and the servers' engines: packets, RESENDs,
-    /// retransmitted bytes, timeouts, drops). With `--scenario all`, one
-    /// file per scenario (`FILE-<scenario>.json`).
+    /// "throughput_gbps","errors","error_examples","notes","stalls","stall_ms",
+    /// "buckets":[{"size_upper","count","p50_us","p99_us","p999_us",
+    /// "p99_slowdown"}]}]}, where error_examples holds up to five error
+    /// messages, notes the transport's counters (Homa: the client's and the
+    /// servers' engines: packets, RESENDs, retransmitted bytes, timeouts,
+    /// drops), and stalls/stall_ms (open loop) how often and for how long in
+    /// all the load generator's arrival clock was 0.5 ms or more late: time
+    /// the machine took from the client, also shown as "clock stalls" in the
+    /// table. With `--scenario all`, one file per scenario
+    /// (`FILE-<scenario>.json`).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Write an SVG plot of P99 slowdown per size bucket, one line per

@@ -15,7 +15,7 @@ use crate::asyncproto::AsyncTransport;
 use crate::cli::{ClientArgs, Protocol};
 use crate::dpdk;
 use crate::load::{response_size, Mode, Rng, Sizes};
-use crate::stats::{self, bucket_of, IdleCurve, Recorder, RunResult};
+use crate::stats::{self, bucket_of, IdleCurve, Recorder, RunResult, StallMeter};
 use crate::udp;
 
 /// After the measured window, wait this long for outstanding RPCs.
@@ -330,6 +330,7 @@ pub fn run(args: &ClientArgs) -> Result<RunResult, String> {
         server_cpu,
     );
     result.notes = notes;
+    (result.stalls, result.stall_ms) = rec.stalls(from, to);
     if let Some(path) = &args.samples_file {
         let raw = stats::RawRun::new(&samples, &errors, from, to, &idle);
         let text = serde_json::to_string(&raw).map_err(|e| e.to_string())?;
@@ -486,9 +487,15 @@ async fn open_loop(
     // hide from the latency it causes. The clock thread's lateness waking
     // up (timer slack) is the load generator's, not the transport's, and is
     // not counted.
+    //
+    // How late the thread issues arrivals is recorded, though: a thread
+    // that was not running for half a millisecond marks a stall that the
+    // RPCs in flight shared (`StallMeter`).
     let (tx, mut due) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let clock_rec = rec.clone();
     let clock = std::thread::spawn(move || {
         let mut rng = Rng::new(seed ^ 0xa11);
+        let mut meter = StallMeter::default();
         let mut next = Instant::now();
         while next < end {
             let now = Instant::now();
@@ -496,6 +503,7 @@ async fn open_loop(
                 std::thread::sleep(next - now);
                 continue;
             }
+            meter.arrival(&clock_rec, next, now);
             if tx.send(now).is_err() {
                 return;
             }

@@ -71,6 +71,15 @@ pub fn table(runs: &[RunResult]) -> String {
             runs.iter().map(|r| r.skipped.to_string()).collect(),
         );
     }
+    if runs.iter().any(|r| r.stalls > 0) {
+        row(
+            &mut s,
+            "clock stalls (ms)",
+            runs.iter()
+                .map(|r| format!("{} ({:.1})", r.stalls, r.stall_ms))
+                .collect(),
+        );
+    }
     row(
         &mut s,
         "short (≤ B)",
@@ -174,6 +183,10 @@ struct JsonRun {
     /// Transport counters (Homa: the client's and the servers' engines;
     /// homa-dpdk: the port), one line each, as printed below the table.
     notes: Vec<String>,
+    /// Open loop: stalls of the arrival clock in the measured window, and
+    /// their lengths summed (ms): time the machine took from the client.
+    stalls: u64,
+    stall_ms: f64,
     buckets: Vec<JsonBucket>,
 }
 
@@ -196,6 +209,8 @@ pub fn json(runs: &[RunResult]) -> String {
                 errors: r.errors,
                 error_examples: r.error_examples.clone(),
                 notes: r.notes.clone(),
+                stalls: r.stalls,
+                stall_ms: r.stall_ms,
                 buckets: r
                     .buckets
                     .iter()

@@ -38,6 +38,9 @@ pub struct Recorder {
     pub done: AtomicU64,
     /// Open-loop arrivals not issued because too many were outstanding.
     pub skipped: AtomicU64,
+    /// Stalls of the open-loop arrival clock: (when the first late arrival
+    /// fell due, ns since time zero; how late it was issued, ns).
+    stalls: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Recorder {
@@ -49,6 +52,7 @@ impl Recorder {
             errors: Mutex::new(Vec::new()),
             done: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            stalls: Mutex::new(Vec::new()),
         }
     }
 
@@ -81,12 +85,58 @@ impl Recorder {
             .push((self.ns(start), why.to_string()));
     }
 
+    /// The arrival clock's stalls that began in `[from_ns, to_ns)`: how
+    /// many, and their lengths summed, ms (see [`StallMeter`]).
+    pub fn stalls(&self, from_ns: u64, to_ns: u64) -> (u64, f64) {
+        let v = self.stalls.lock().unwrap_or_else(|e| e.into_inner());
+        let inside = v.iter().filter(|s| s.0 >= from_ns && s.0 < to_ns);
+        let (n, ns) = inside.fold((0, 0), |(n, ns), s| (n + 1, ns + s.1));
+        (n, ns as f64 / 1e6)
+    }
+
     /// Take everything recorded.
     pub fn take(&self) -> (Vec<Sample>, Vec<(u64, String)>) {
         (
             std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner())),
             std::mem::take(&mut *self.errors.lock().unwrap_or_else(|e| e.into_inner())),
         )
+    }
+}
+
+/// Issued this late or later, an open-loop arrival marks a stall of the
+/// load generator's clock thread. At the rates the presets run (thousands
+/// of RPCs a second) a Poisson clock is never due to sleep that long, so a
+/// thread this late was not running: the machine or the process stalled,
+/// and every RPC in flight then waited too.
+pub const STALL_NS: u64 = 500_000;
+
+/// Finds stalls of an open-loop arrival clock: told when each arrival fell
+/// due and when it was issued, it records one stall per run of arrivals
+/// issued [`STALL_NS`] or more late, with the lateness of its first (the
+/// longest: the others fell due during the stall).
+///
+/// These stalls are not counted in any RPC's time (each RPC counts from
+/// when it was issued); they are reported beside the run so that a reader
+/// can see how much the machine took away from each protocol's rounds.
+#[derive(Debug, Default)]
+pub struct StallMeter {
+    /// In a stall: the arrivals since the last on-time one are late.
+    in_stall: bool,
+}
+
+impl StallMeter {
+    /// An arrival that fell due at `due` was issued at `issued`.
+    pub fn arrival(&mut self, rec: &Recorder, due: Instant, issued: Instant) {
+        let late = issued.saturating_duration_since(due).as_nanos() as u64;
+        if late < STALL_NS {
+            self.in_stall = false;
+        } else if !self.in_stall {
+            self.in_stall = true;
+            rec.stalls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((rec.ns(due), late));
+        }
     }
 }
 
@@ -157,6 +207,14 @@ pub struct RunResult {
     /// Transport counters worth a look (e.g. Homa retransmissions).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Open loop: stalls of the arrival clock in the measured window (the
+    /// thread issued an arrival [`STALL_NS`] or more late: the machine or
+    /// the client process did not run it).
+    #[serde(default)]
+    pub stalls: u64,
+    /// Those stalls' lengths summed, ms.
+    #[serde(default)]
+    pub stall_ms: f64,
 }
 
 /// Nearest-rank percentile of a sorted slice (`p` in 0..=1).
@@ -262,7 +320,7 @@ impl RawRun {
 /// Pools the rounds of one protocol into one result, as if they were one
 /// run: their measured windows laid end to end (so rates are over the sum
 /// of the windows), the idle RTT the median of the rounds' (slowdowns are
-/// against it), skipped arrivals and CPU times summed, and every round's
+/// against it), skipped arrivals, clock stalls and CPU times summed, and every round's
 /// notes kept, numbered. `None` without rounds.
 ///
 /// Each round measured its idle RTTs at sizes drawn with its own seed, so
@@ -308,6 +366,8 @@ pub fn pool(rounds: &[(RunResult, RawRun)]) -> Option<RunResult> {
         rounds.iter().map(|r| r.0.client_cpu_s).sum(),
         server_cpu,
     );
+    out.stalls = rounds.iter().map(|r| r.0.stalls).sum();
+    out.stall_ms = rounds.iter().map(|r| r.0.stall_ms).sum();
     out.notes = rounds
         .iter()
         .enumerate()
@@ -438,6 +498,8 @@ pub fn summarize(
         client_cpu_s,
         server_cpu_s,
         notes: Vec::new(),
+        stalls: 0,
+        stall_ms: 0.0,
     }
 }
 
@@ -456,6 +518,30 @@ pub fn cpu_seconds() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stall_is_counted_once_with_its_first_lateness() {
+        use std::time::Duration;
+        let rec = Recorder::new();
+        let t0 = rec.t0;
+        let at = |us: u64| t0 + Duration::from_micros(us);
+        let mut m = StallMeter::default();
+        // On time, and late by less than STALL_NS: no stall.
+        m.arrival(&rec, at(100), at(110));
+        m.arrival(&rec, at(200), at(699));
+        // A 2 ms stall: three arrivals fell due during it and are issued
+        // together at 3,000 µs; one stall, as long as the first is late.
+        m.arrival(&rec, at(1_000), at(3_000));
+        m.arrival(&rec, at(1_500), at(3_000));
+        m.arrival(&rec, at(2_900), at(3_000));
+        // Back on time, then a second stall of 0.5 ms exactly.
+        m.arrival(&rec, at(3_100), at(3_120));
+        m.arrival(&rec, at(4_000), at(4_500));
+        assert_eq!(rec.stalls(0, u64::MAX), (2, 2.5));
+        // By when the stall began: the window [0, 4 ms) holds the first.
+        assert_eq!(rec.stalls(0, 4_000_000), (1, 2.0));
+        assert_eq!(rec.stalls(1_000_001, 4_000_000), (0, 0.0));
+    }
 
     #[test]
     fn percentiles_nearest_rank() {
@@ -562,13 +648,18 @@ mod tests {
             errors: vec![],
             idle: vec![(100, 60_000.0), (5_000, 260_000.0)],
         };
+        r1.stalls = 1;
+        r1.stall_ms = 0.75;
         let mut r2 = r1.clone();
         r2.skipped = 3;
+        r2.stalls = 2;
+        r2.stall_ms = 1.5;
         r2.server_cpu_s = None;
         let p = pool(&[(r2, raw2), (r1, raw1)]).expect("pooled");
         assert_eq!(p.rpcs, 20);
         assert_eq!(p.errors, 1);
         assert_eq!(p.skipped, 5);
+        assert_eq!((p.stalls, p.stall_ms), (3, 2.25));
         // 20 RPCs over 2 × 1000 ns: the windows laid end to end, not the
         // span from the first round's start to the last one's end.
         assert!((p.duration_s - 2e-6).abs() < 1e-15, "{}", p.duration_s);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::load::{response_size, Mode, ResponseSpec, Rng, Sizes};
-use crate::stats::Recorder;
+use crate::stats::{Recorder, StallMeter};
 use crate::wire::{self, UDP_HEADER, UDP_MAX};
 
 /// A response that has not come after this long is lost.
@@ -243,6 +243,7 @@ fn open_loop(load: UdpLoad, rate: f64, rec: &Arc<Recorder>) -> Result<(), String
     let receiver = std::thread::spawn(receive);
 
     let mut buf = vec![0u8; 2048];
+    let mut meter = StallMeter::default();
     let mut next = Instant::now();
     let mut id = 1u64;
     while next < load.stop {
@@ -256,6 +257,7 @@ fn open_loop(load: UdpLoad, rate: f64, rec: &Arc<Recorder>) -> Result<(), String
             }
             continue;
         }
+        meter.arrival(&rec, next, now);
         next += rng.exp_gap(rate);
         let size = load.sizes.sample(&mut rng);
         let resp = response_size(load.response, size);
