@@ -59,9 +59,10 @@ impl OutMessage {
         self.resend.is_some() || self.can_send_new()
     }
 
-    /// Granted bytes are still to send, or a retransmission the peer asked
-    /// for: the RPC waits on us (our own SRPT or pacer holds them back), so
-    /// the peer's silence is not its fault.
+    /// Granted bytes are still to send (our own SRPT prefers other
+    /// messages), or a retransmission the peer asked for (our pacer has not
+    /// got to it): the RPC waits on us, so the peer's silence is not its
+    /// fault.
     pub fn waits_on_us(&self) -> bool {
         self.resend.is_some() || self.next_offset < self.granted.min(self.length)
     }

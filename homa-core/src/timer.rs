@@ -77,10 +77,12 @@ impl Endpoint {
                 r.last_heard = now;
             }
             if r.out.as_ref().is_some_and(|o| o.waits_on_us()) {
-                // We may send bytes we have not sent: the RPC waits on us
-                // (our own SRPT prefers other messages), not on the peer, so
-                // the peer's silence is not its fault either (Linux does not
-                // count silent ticks while the RPC is blocked on the sender).
+                // We may send bytes we have not sent, or owe a retransmission
+                // the peer asked for: the RPC waits on us (our own SRPT
+                // prefers other messages, or our pacer has not got to it), not
+                // on the peer, so the peer's silence is not its fault either
+                // (Linux does not count silent ticks while the RPC is blocked
+                // on the sender).
                 r.last_heard = now;
             }
             if r.probes_since != r.last_heard {
@@ -96,9 +98,10 @@ impl Endpoint {
             let action = match r.state {
                 State::Client if timed_out => Action::Fail,
                 State::Client => {
-                    // Everything granted is sent, and every retransmission
-                    // asked for (or there is no request).
-                    let out_done = r.out.as_ref().is_none_or(|o| !o.has_work());
+                    // Everything granted is sent (or there is no request). A
+                    // retransmission still owed keeps the RPC from being
+                    // silent at all (`waits_on_us`, above).
+                    let out_done = r.out.as_ref().is_none_or(|o| !o.can_send_new());
                     if may_resend && out_done {
                         // Ask for the response: the first gap, up to what we
                         // granted (or the unscheduled bytes if none came).

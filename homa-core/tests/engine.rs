@@ -1320,9 +1320,16 @@ fn a_retransmission_our_pacer_holds_is_a_wait_on_us() {
         asked_back.iter().map(|&t| t - asked).collect::<Vec<_>>(),
         last_sent - asked
     );
+    // And the silence counts from then: the first RESEND comes at the first
+    // tick `resend_after` after the last retransmitted packet (times here
+    // are read when the next event is due, at most one wire delay late).
+    let first = *asked_back
+        .first()
+        .expect("a silent server is asked in the end");
     assert!(
-        !asked_back.is_empty(),
-        "a silent server is asked in the end"
+        first <= last_sent + cfg.resend_after + cfg.tick + p.delay,
+        "the first RESEND came {:?} after the retransmission ended",
+        first - last_sent
     );
     // Then the server answers, and the RPC completes.
     p.server

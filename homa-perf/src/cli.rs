@@ -516,10 +516,10 @@ pub struct OutputArgs {
     /// "p99_slowdown"}]}]}, where error_examples holds up to five error
     /// messages, notes the transport's counters (Homa: the client's and the
     /// servers' engines: packets, RESENDs, retransmitted bytes, timeouts,
-    /// drops), and stalls/stall_ms (open loop) how often and for how long in
-    /// all the load generator's arrival clock was 0.5 ms or more late: time
-    /// the machine took from the client, also shown as "clock stalls" in the
-    /// table. With `--scenario all`, one file per scenario
+    /// drops), and stalls/stall_ms (open loop) how often the load generator's
+    /// arrival clock issued an arrival 0.5 ms or more late (the thread did
+    /// not run) and how late, summed over those stalls, in ms: "clock
+    /// stalls" in the table. With `--scenario all`, one file per scenario
     /// (`FILE-<scenario>.json`).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -489,8 +489,8 @@ async fn open_loop(
     // not counted.
     //
     // How late the thread issues arrivals is recorded, though: a thread
-    // that was not running for half a millisecond marks a stall that the
-    // RPCs in flight shared (`StallMeter`).
+    // that did not run for half a millisecond marks a stall (`StallMeter`),
+    // reported beside the run.
     let (tx, mut due) = tokio::sync::mpsc::unbounded_channel::<Instant>();
     let clock_rec = rec.clone();
     let clock = std::thread::spawn(move || {

@@ -74,7 +74,7 @@ pub fn table(runs: &[RunResult]) -> String {
     if runs.iter().any(|r| r.stalls > 0) {
         row(
             &mut s,
-            "clock stalls (ms)",
+            "clock stalls (ms late)",
             runs.iter()
                 .map(|r| format!("{} ({:.1})", r.stalls, r.stall_ms))
                 .collect(),
@@ -183,8 +183,9 @@ struct JsonRun {
     /// Transport counters (Homa: the client's and the servers' engines;
     /// homa-dpdk: the port), one line each, as printed below the table.
     notes: Vec<String>,
-    /// Open loop: stalls of the arrival clock in the measured window, and
-    /// their lengths summed (ms): time the machine took from the client.
+    /// Open loop: stalls of the arrival clock in the measured window (it
+    /// issued an arrival 0.5 ms or more late: it did not run), and how late
+    /// each stall's first arrival was, summed (ms; 0 in closed loop).
     stalls: u64,
     stall_ms: f64,
     buckets: Vec<JsonBucket>,

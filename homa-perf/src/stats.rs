@@ -40,7 +40,7 @@ pub struct Recorder {
     pub skipped: AtomicU64,
     /// Stalls of the open-loop arrival clock: (when the first late arrival
     /// fell due, ns since time zero; how late it was issued, ns).
-    stalls: Mutex<Vec<(u64, u64)>>,
+    stall_log: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Recorder {
@@ -52,7 +52,7 @@ impl Recorder {
             errors: Mutex::new(Vec::new()),
             done: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
-            stalls: Mutex::new(Vec::new()),
+            stall_log: Mutex::new(Vec::new()),
         }
     }
 
@@ -86,9 +86,10 @@ impl Recorder {
     }
 
     /// The arrival clock's stalls that began in `[from_ns, to_ns)`: how
-    /// many, and their lengths summed, ms (see [`StallMeter`]).
+    /// many, and how late their first arrivals were issued, summed, ms (see
+    /// [`StallMeter`]).
     pub fn stalls(&self, from_ns: u64, to_ns: u64) -> (u64, f64) {
-        let v = self.stalls.lock().unwrap_or_else(|e| e.into_inner());
+        let v = self.stall_log.lock().unwrap_or_else(|e| e.into_inner());
         let inside = v.iter().filter(|s| s.0 >= from_ns && s.0 < to_ns);
         let (n, ns) = inside.fold((0, 0), |(n, ns), s| (n + 1, ns + s.1));
         (n, ns as f64 / 1e6)
@@ -104,24 +105,30 @@ impl Recorder {
 }
 
 /// Issued this late or later, an open-loop arrival marks a stall of the
-/// load generator's clock thread. At the rates the presets run (thousands
-/// of RPCs a second) a Poisson clock is never due to sleep that long, so a
-/// thread this late was not running: the machine or the process stalled,
-/// and every RPC in flight then waited too.
+/// load generator's clock thread. The thread sleeps until each arrival
+/// falls due, and a sleep overruns by the kernel's timer slack (tens of
+/// microseconds); this late, the thread did not run: the machine, or other
+/// threads of ours that held both cores, kept it off.
 pub const STALL_NS: u64 = 500_000;
 
 /// Finds stalls of an open-loop arrival clock: told when each arrival fell
-/// due and when it was issued, it records one stall per run of arrivals
-/// issued [`STALL_NS`] or more late, with the lateness of its first (the
-/// longest: the others fell due during the stall).
+/// due and when it was issued, it records one stall per stretch of time the
+/// thread did not run, with the lateness of the first arrival that fell due
+/// in it (the longest: the others fell due later in the same stretch). That
+/// lateness is a lower bound on the stall (it leaves out the part before
+/// that arrival fell due); a stall in which no arrival fell due at least
+/// [`STALL_NS`] before its end is not seen, so at low rates short stalls
+/// are missed.
 ///
 /// These stalls are not counted in any RPC's time (each RPC counts from
 /// when it was issued); they are reported beside the run so that a reader
-/// can see how much the machine took away from each protocol's rounds.
+/// can see how much each protocol's rounds lost.
 #[derive(Debug, Default)]
 pub struct StallMeter {
-    /// In a stall: the arrivals since the last on-time one are late.
-    in_stall: bool,
+    /// When the thread issued the last late arrival (`None` after an
+    /// on-time one): a later arrival that fell due before then belongs to
+    /// the same stall.
+    last_late: Option<Instant>,
 }
 
 impl StallMeter {
@@ -129,14 +136,18 @@ impl StallMeter {
     pub fn arrival(&mut self, rec: &Recorder, due: Instant, issued: Instant) {
         let late = issued.saturating_duration_since(due).as_nanos() as u64;
         if late < STALL_NS {
-            self.in_stall = false;
-        } else if !self.in_stall {
-            self.in_stall = true;
-            rec.stalls
+            self.last_late = None;
+            return;
+        }
+        // A new stall unless this arrival fell due before the thread last
+        // ran (at `last_late`): one due after that was missed anew.
+        if self.last_late.is_none_or(|t| due > t) {
+            rec.stall_log
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push((rec.ns(due), late));
         }
+        self.last_late = Some(issued);
     }
 }
 
@@ -208,11 +219,12 @@ pub struct RunResult {
     #[serde(default)]
     pub notes: Vec<String>,
     /// Open loop: stalls of the arrival clock in the measured window (the
-    /// thread issued an arrival [`STALL_NS`] or more late: the machine or
-    /// the client process did not run it).
+    /// thread issued an arrival [`STALL_NS`] or more late: it did not run;
+    /// see [`StallMeter`]). Always 0 in closed loop.
     #[serde(default)]
     pub stalls: u64,
-    /// Those stalls' lengths summed, ms.
+    /// How late each stall's first arrival was issued, summed, ms: a lower
+    /// bound on the time the stalls lasted.
     #[serde(default)]
     pub stall_ms: f64,
 }
@@ -537,7 +549,12 @@ mod tests {
         // Back on time, then a second stall of 0.5 ms exactly.
         m.arrival(&rec, at(3_100), at(3_120));
         m.arrival(&rec, at(4_000), at(4_500));
-        assert_eq!(rec.stalls(0, u64::MAX), (2, 2.5));
+        // A third right after it, with no arrival due in between: the
+        // thread ran at 4,500 µs, so one due at 4,600 and issued at 5,800
+        // was missed anew.
+        m.arrival(&rec, at(4_600), at(5_800));
+        m.arrival(&rec, at(5_000), at(5_800));
+        assert_eq!(rec.stalls(0, u64::MAX), (3, 3.7));
         // By when the stall began: the window [0, 4 ms) holds the first.
         assert_eq!(rec.stalls(0, 4_000_000), (1, 2.0));
         assert_eq!(rec.stalls(1_000_001, 4_000_000), (0, 0.0));

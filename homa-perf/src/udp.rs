@@ -257,7 +257,9 @@ fn open_loop(load: UdpLoad, rate: f64, rec: &Arc<Recorder>) -> Result<(), String
             }
             continue;
         }
-        meter.arrival(&rec, next, now);
+        // This thread also sends each request, so its own sends (and a
+        // full socket buffer) count towards its lateness here.
+        meter.arrival(rec, next, now);
         next += rng.exp_gap(rate);
         let size = load.sizes.sample(&mut rng);
         let resp = response_size(load.response, size);
