@@ -35,13 +35,6 @@ const STRANGER: &str = "10.0.0.66:40000";
 
 // ----- building packets -------------------------------------------------------
 
-fn packet(repr: Repr, payload: &[u8]) -> Bytes {
-    let mut v = vec![0u8; repr.header_len()];
-    repr.emit(&mut v);
-    v.extend_from_slice(payload);
-    Bytes::from(v)
-}
-
 /// Common header of a packet travelling client → server (`to_server`) or
 /// server → client; `sender_id` is the id as the sender knows it.
 fn common(to_server: bool, sender_id: u64) -> Common {

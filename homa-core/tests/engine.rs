@@ -269,12 +269,7 @@ fn stale_cutoff_version_gets_cutoffs_once_and_sender_adopts_them() {
     .unwrap();
     p.call(pattern(500, 1));
     assert!(p.run_until(Duration::from_millis(1), |p| p.responses() == 1));
-    let cutoffs = |p: &Pair, to_client| {
-        p.sent
-            .iter()
-            .filter(|s| **s == (to_client, PacketType::Cutoffs))
-            .count()
-    };
+    let cutoffs = |p: &Pair, to_client| p.sent_count(to_client, PacketType::Cutoffs);
     assert_eq!(cutoffs(&p, false), 1, "server announced its cutoffs once");
     // The next 500-byte request goes at priority 7 under the server's cutoffs
     // (it would be 6 under the defaults).
@@ -729,10 +724,7 @@ fn a_peers_next_message_is_granted_before_the_one_ahead_completes() {
             cutoff_version: Config::default().cutoff_version,
             ..DataRepr::default()
         });
-        let mut v = vec![0u8; repr.header_len()];
-        repr.emit(&mut v);
-        v.resize(v.len() + payload.min(length - offset) as usize, 7);
-        Bytes::from(v)
+        packet(repr, &vec![7u8; payload.min(length - offset) as usize])
     };
     // Grants the server sends now: (id as the server knows it, offset).
     let grants = |server: &mut homa_core::Endpoint| -> Vec<(u64, u32)> {
@@ -1167,11 +1159,7 @@ fn bytes_we_sent_late_do_not_make_the_first_tick_resend() {
         p.client_events.last(),
         Some(Event::Response { id: got, .. }) if *got == id
     ));
-    let resends = p
-        .sent
-        .iter()
-        .filter(|&&(to_server, t)| to_server && t == PacketType::Resend)
-        .count();
+    let resends = p.sent_count(true, PacketType::Resend);
     assert_eq!(
         resends, 0,
         "the client asked for an answer the server had had the request for only a moment"
@@ -1220,11 +1208,7 @@ fn a_grant_we_gave_late_starts_the_senders_silence_afresh() {
         "B was first granted {:?} after the start",
         at - start
     );
-    let resends = p
-        .sent
-        .iter()
-        .filter(|&&(to_server, t)| !to_server && t == PacketType::Resend)
-        .count();
+    let resends = p.sent_count(false, PacketType::Resend);
     assert_eq!(
         resends, 0,
         "the server asked B's sender for data it had granted a moment before"
@@ -1271,22 +1255,10 @@ fn a_retransmission_our_pacer_holds_is_a_wait_on_us() {
             length: 40_000,
             priority: 7,
         });
-        let mut v = vec![0u8; repr.header_len()];
-        repr.emit(&mut v);
-        Bytes::from(v)
+        packet(repr, &[])
     };
-    let client_data = |p: &Pair| {
-        p.sent
-            .iter()
-            .filter(|&&(to_server, t)| to_server && t == PacketType::Data)
-            .count()
-    };
-    let client_resends = |p: &Pair| {
-        p.sent
-            .iter()
-            .filter(|&&(to_server, t)| to_server && t == PacketType::Resend)
-            .count()
-    };
+    let client_data = |p: &Pair| p.sent_count(true, PacketType::Data);
+    let client_resends = |p: &Pair| p.sent_count(true, PacketType::Resend);
     assert_eq!(client_resends(&p), 0);
     let asked = p.now;
     p.client.handle_packet(p.now, addr(SERVER), resend);

@@ -16,8 +16,8 @@
 //! what it remembers about peers expires), so the RPC that starts it
 //! ticking again pulls the deadline in and wakes this thread once. The
 //! thread is woken early only when a deadline earlier than the one it
-//! sleeps for arrives. The runtimes the drivers live on then wait without a timeout
-//! unless the application has timers of its own.
+//! sleeps for arrives. The runtimes the drivers live on then wait without
+//! a timeout unless the application has timers of its own.
 //!
 //! Deadlines are in real time (`std::time::Instant`): a tokio runtime with a
 //! paused clock does not move them.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
+use homa_core::wire::{PacketType, Repr};
 use homa_core::{Config, Endpoint, Event, Instant, Transmit};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -14,6 +15,14 @@ pub const SERVER: &str = "10.0.0.2:99";
 
 pub fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
+}
+
+/// A packet as it would arrive: `repr`'s header, then `payload`.
+pub fn packet(repr: Repr, payload: &[u8]) -> Bytes {
+    let mut v = vec![0u8; repr.header_len()];
+    repr.emit(&mut v);
+    v.extend_from_slice(payload);
+    Bytes::from(v)
 }
 
 pub struct InFlight {
@@ -164,6 +173,12 @@ impl Pair {
         self.client
             .send_request(self.now, addr(SERVER), body)
             .unwrap()
+    }
+
+    /// Packets of type `ty` the engines sent so far towards the server
+    /// (`to_server`) or the client, dropped ones included.
+    pub fn sent_count(&self, to_server: bool, ty: PacketType) -> usize {
+        self.sent.iter().filter(|&&s| s == (to_server, ty)).count()
     }
 
     pub fn responses(&self) -> usize {
