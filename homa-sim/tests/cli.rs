@@ -37,6 +37,8 @@ fn paper_smoke_run_writes_a_wellformed_csv_plot_and_summary() {
         ])
         .arg("--out")
         .arg(&out)
+        .arg("--samples-file")
+        .arg(out.join("samples.csv"))
         .output()
         .expect("run homa-sim");
     let stdout = String::from_utf8_lossy(&status.stdout);
@@ -75,6 +77,22 @@ fn paper_smoke_run_writes_a_wellformed_csv_plot_and_summary() {
         let e = per_workload.entry(f[0].to_string()).or_default();
         e.0 += 1;
         e.1 += count;
+    }
+    // The samples file holds every measured message, counted in the CSV.
+    let samples = std::fs::read_to_string(out.join("samples.csv")).unwrap();
+    let mut lines = samples.lines();
+    assert_eq!(lines.next(), Some("workload,load,seed,size_bytes,slowdown"));
+    let mut per_workload_samples = std::collections::BTreeMap::<String, usize>::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 5, "{line}");
+        assert_eq!((f[1], f[2]), ("0.5", "1"), "{line}");
+        assert!(f[3].parse::<u64>().unwrap() > 0, "{line}");
+        assert!(f[4].parse::<f64>().unwrap() >= 1.0, "{line}");
+        *per_workload_samples.entry(f[0].to_string()).or_default() += 1;
+    }
+    for (w, (_, count)) in &per_workload {
+        assert_eq!(per_workload_samples.get(w), Some(count), "{w}");
     }
     let rows = |w: &str| per_workload[w].0;
     // Rows line up with the paper's buckets for each workload.

@@ -438,11 +438,16 @@ pub struct BucketStats {
     pub median_slowdown: f64,
     /// 99th-percentile slowdown (0 if the bucket is empty).
     pub p99_slowdown: f64,
+    /// The 99th percentile as the paper's analysis read it, from an
+    /// OMNeT++ 4.6 histogram of the slowdowns in completion order (see
+    /// [`histogram_p99`]); 0 if the bucket is empty.
+    pub p99_histogram: f64,
 }
 
 /// Sorts `samples` (size, slowdown) into buckets with the given inclusive
 /// upper bounds (ascending); sizes above the last bound go to the last
-/// bucket. Percentiles are nearest-rank.
+/// bucket. Percentiles are nearest-rank; `p99_histogram` reads the samples
+/// in the order given, which for a run's samples is completion order.
 ///
 /// # Example
 /// ```
@@ -462,12 +467,14 @@ pub fn bucketize(samples: &[(u64, f64)], bounds: &[u64]) -> Vec<BucketStats> {
         .iter()
         .zip(per)
         .map(|(&b, mut v)| {
+            let p99_histogram = histogram_p99(&v);
             v.sort_by(f64::total_cmp);
             BucketStats {
                 size_upper_bytes: b,
                 count: v.len(),
                 median_slowdown: percentile(&v, 0.5),
                 p99_slowdown: percentile(&v, 0.99),
+                p99_histogram,
             }
         })
         .collect()
@@ -482,20 +489,112 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The 99th percentile of `values` (in the order they were recorded) as
+/// the paper's analysis read it.
+///
+/// The paper's simulator recorded each bucket's slowdowns in an OMNeT++ 4.6
+/// `cHistogram` with its defaults, and its `MetricsDashBoard.py` read the P99
+/// off the recorded bins. Those defaults (`cDensityEstBase`,
+/// `cHistogram::setupRangeDouble`, OMNeT++ 4.6):
+/// * the range comes from the first 100 values (all of them, if fewer were
+///   recorded): their spread, centred and doubled, `[min - (max - min) / 2,
+///   max + (max - min) / 2)`, or 1 wide if they are all equal;
+/// * 30 equal cells over it; a later value outside the range only counts in
+///   an underflow or overflow cell.
+///
+/// The script takes the bins in order (underflow, the 30 cells, overflow),
+/// finds the first whose cumulative share is at least 0.99, and reads its
+/// lower edge (the range's start for the underflow cell, the range's end for
+/// the overflow cell), but no less than the smallest value. So it rounds a
+/// P99 down to a cell's edge, and caps it at the range's end when more than
+/// 1 % of the values fall beyond the range that the first 100 set: in a run
+/// whose backlog grows, the early messages set it. Returns 0 for no values.
+///
+/// # Example
+/// ```
+/// // 100 values from 1.0 to 1.99 set the range [0.505, 2.485); a later
+/// // 50.0 lands in the overflow cell, but it is fewer than 1 % of the values.
+/// let mut v: Vec<f64> = (0..100).map(|i| 1.0 + i as f64 / 100.0).collect();
+/// v.push(50.0);
+/// let p = homa_sim::paper::histogram_p99(&v);
+/// // Cells are 0.066 wide; the 100th of 101 values (1.99) is in the cell
+/// // that starts at 0.505 + 22 × 0.066.
+/// assert!((p - 1.957).abs() < 1e-9, "{p}");
+/// // Ten more like it make the overflow cell the 99th percentile's: capped.
+/// v.extend([50.0; 10]);
+/// assert!((homa_sim::paper::histogram_p99(&v) - 2.485).abs() < 1e-9);
+/// ```
+pub fn histogram_p99(values: &[f64]) -> f64 {
+    const FIRST_VALUES: usize = 100; // cDensityEstBase::num_firstvals
+    const RANGE_EXT: f64 = 2.0; // cDensityEstBase::range_ext_factor
+    const CELLS: usize = 30; // cHistogram::setupRangeDouble's default
+    if values.is_empty() {
+        return 0.0;
+    }
+    let first = &values[..values.len().min(FIRST_VALUES)];
+    let lo = first.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = first.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let centre = (lo + hi) / 2.0;
+    let mut width = (hi - lo) * RANGE_EXT;
+    if width == 0.0 {
+        width = 1.0;
+    }
+    let (range_min, range_max) = (centre - width / 2.0, centre + width / 2.0);
+    let cell = (range_max - range_min) / CELLS as f64;
+    // bins[0] underflow, bins[1..=CELLS] the cells, bins[CELLS + 1] overflow.
+    let mut bins = [0u64; CELLS + 2];
+    for &v in values {
+        let k = ((v - range_min) / cell).floor();
+        let i = if k < 0.0 || v < range_min {
+            0
+        } else if k >= CELLS as f64 || v >= range_max {
+            CELLS + 1
+        } else {
+            k as usize + 1
+        };
+        bins[i] += 1;
+    }
+    let lower_edge = |i: usize| match i {
+        // The script reads the underflow bin (edge -inf) as the next edge.
+        0 | 1 => range_min,
+        i if i == CELLS + 1 => range_max,
+        i => range_min + (i - 1) as f64 * cell,
+    };
+    // The script's cumulative share: a running sum of count / total.
+    let total = values.len() as f64;
+    let mut cumulative = 0.0;
+    let mut at = CELLS + 1;
+    for (i, &n) in bins.iter().enumerate() {
+        cumulative += n as f64 / total;
+        if cumulative >= 0.99 {
+            at = i;
+            break;
+        }
+    }
+    let smallest = values.iter().copied().fold(f64::INFINITY, f64::min);
+    lower_edge(at).max(smallest)
+}
+
 /// Smallest-bucket P99, worst-bucket P99 and the count-weighted mean of bucket
 /// P99s (empty buckets ignored), the paper's three headline figures.
 pub fn summarize(rows: &[BucketStats]) -> (f64, f64, f64) {
+    summarize_by(rows, |r| r.p99_slowdown)
+}
+
+/// [`summarize`] with each bucket's P99 read as the paper's analysis read
+/// it ([`BucketStats::p99_histogram`]).
+pub fn summarize_histogram(rows: &[BucketStats]) -> (f64, f64, f64) {
+    summarize_by(rows, |r| r.p99_histogram)
+}
+
+fn summarize_by(rows: &[BucketStats], p99: impl Fn(&BucketStats) -> f64) -> (f64, f64, f64) {
     let used: Vec<&BucketStats> = rows.iter().filter(|r| r.count > 0).collect();
     // The smallest bucket lines up with the paper's first row; if a short
     // run left it empty, the first bucket with messages stands in.
-    let first = used.first().map_or(0.0, |r| r.p99_slowdown);
-    let worst = used.iter().map(|r| r.p99_slowdown).fold(0.0, f64::max);
+    let first = used.first().map_or(0.0, |r| p99(r));
+    let worst = used.iter().map(|r| p99(r)).fold(0.0, f64::max);
     let n: usize = used.iter().map(|r| r.count).sum();
-    let mean = used
-        .iter()
-        .map(|r| r.count as f64 * r.p99_slowdown)
-        .sum::<f64>()
-        / n.max(1) as f64;
+    let mean = used.iter().map(|r| r.count as f64 * p99(r)).sum::<f64>() / n.max(1) as f64;
     (first, worst, mean)
 }
 
