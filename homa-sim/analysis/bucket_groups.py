@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
 """Group a homa-sim samples file by message size and set it beside the paper.
 
-Usage: bucket_groups.py SAMPLES.csv LOAD REFERENCE.csv [WORKLOAD]
+Usage: bucket_groups.py SAMPLES.csv LOAD REFERENCE.csv [WORKLOAD [SEED]]
 
-SAMPLES.csv is what `homa-sim paper --samples-file` writes (one run: each
-message's size and slowdown, in completion order); REFERENCE.csv is
-homa-sim/data/sigcomm18-slowdown.csv. For the paper's buckets of WORKLOAD
-(default W5) at LOAD it prints, per group of buckets and weighted by our
+SAMPLES.csv is what `homa-sim paper --samples-file` writes (each message's
+size and slowdown, each run's in completion order); REFERENCE.csv is
+homa-sim/data/sigcomm18-slowdown.csv. It reads one run: the rows of
+WORKLOAD (default W5) at LOAD and, if the file holds several seeds, SEED.
+For the paper's buckets it prints, per group of buckets and weighted by our
 message counts: our exact (nearest-rank) P99, our P99 read as the paper's
-analysis read its own (an OMNeT++ 4.6 histogram; this is a second,
-independent reading of what `homa_sim::paper::histogram_p99` does, and the
-source of that function's test values), the paper's P99, our mean and the
-paper's mean slowdown, and each group's share of the difference in the
-count-weighted mean of bucket P99s.
+analysis read its own (an OMNeT++ 4.6 histogram; a second implementation of
+`homa_sim::paper::histogram_p99`, in Python, written from the same sources,
+and where that function's test values come from), the paper's P99, our mean
+and the paper's mean slowdown, and each group's share of the difference in
+the count-weighted mean of bucket P99s.
 """
 import csv
 import itertools
@@ -51,13 +52,28 @@ def histogram_p99(vals):
 
 
 def main():
+    if len(sys.argv) < 4:
+        sys.exit(__doc__)
     samples, load, reference = sys.argv[1], sys.argv[2], sys.argv[3]
     workload = sys.argv[4] if len(sys.argv) > 4 else "W5"
+    seed = sys.argv[5] if len(sys.argv) > 5 else None
     ref = [r for r in csv.DictReader(open(reference))
            if r["protocol"] == "Homa" and float(r["load"]) == float(load) and r["workload"] == workload]
     bounds = [int(r["size_upper_bytes"]) for r in ref]
+    if not bounds:
+        sys.exit(f"no paper rows for {workload} at load {load}")
+    rows = [r for r in csv.DictReader(open(samples))
+            if r["workload"] == workload and float(r["load"]) == float(load)]
+    seeds = sorted({r["seed"] for r in rows}, key=int)
+    if seed is None and len(seeds) > 1:
+        # A histogram reads one run: its first 100 values set the range.
+        sys.exit(f"{samples} holds seeds {', '.join(seeds)}: name one")
+    if seed is not None:
+        rows = [r for r in rows if r["seed"] == seed]
+    if not rows:
+        sys.exit(f"no samples for {workload} at load {load}")
     per = defaultdict(list)
-    for r in csv.DictReader(open(samples)):
+    for r in rows:
         size = int(r["size_bytes"])
         i = next((j for j, b in enumerate(bounds) if size <= b), len(bounds) - 1)
         per[i].append(float(r["slowdown"]))

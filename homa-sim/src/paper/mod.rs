@@ -510,6 +510,15 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// 1 % of the values fall beyond the range that the first 100 set: in a run
 /// whose backlog grows, the early messages set it. Returns 0 for no values.
 ///
+/// One default is left out on purpose. When every one of the first values
+/// is a whole number, `cHistogram` switches to whole-number cells (at most
+/// 200, each at least 1 wide), so a bucket whose first 100 slowdowns were
+/// all exactly 1.0 would read as 1 or as 2. Ours can be exactly 1.0 (a
+/// message that meets no queue takes exactly its ideal time, in whole
+/// nanoseconds); the paper's would have needed its simulated times to equal
+/// its ideal-time formula exactly. Reading ours in that mode would not read
+/// them as the paper read its own, so this always uses the 30 cells.
+///
 /// # Example
 /// ```
 /// // 100 values from 1.0 to 1.99 set the range [0.505, 2.485); a later

@@ -433,16 +433,7 @@ fn paper(args: &PaperArgs) -> Result<(), String> {
     }
 
     if let Some(path) = &args.samples_file {
-        let mut out = String::from("workload,load,seed,size_bytes,slowdown\n");
-        for g in &groups {
-            for (i, r) in g.runs.iter().enumerate() {
-                for &(size, slowdown) in &r.samples {
-                    let seed = args.seed + i as u64;
-                    let _ = writeln!(out, "{},{},{seed},{size},{slowdown:.6}", g.workload, g.load);
-                }
-            }
-        }
-        std::fs::write(path, out).map_err(|e| format!("{}: {e}", path.display()))?;
+        write_samples(path, &groups, args.seed).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let csv = write_csv(&groups);
     let csv_path = args.out.join("slowdown.csv");
@@ -464,6 +455,23 @@ fn paper(args: &PaperArgs) -> Result<(), String> {
         return Err(format!("{lost} messages failed"));
     }
     Ok(())
+}
+
+/// Every measured message, each run's in completion order (streamed: a W3
+/// run has millions).
+fn write_samples(path: &std::path::Path, groups: &[Group], first_seed: u64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "workload,load,seed,size_bytes,slowdown")?;
+    for g in groups {
+        for (i, r) in g.runs.iter().enumerate() {
+            let seed = first_seed + i as u64;
+            for &(size, slowdown) in &r.samples {
+                writeln!(out, "{},{},{seed},{size},{slowdown:.6}", g.workload, g.load)?;
+            }
+        }
+    }
+    out.flush()
 }
 
 fn write_csv(groups: &[Group]) -> String {
@@ -495,7 +503,18 @@ fn summary_table(groups: &[Group], args: &PaperArgs, wall: f64) -> String {
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for g in groups {
         let (small, worst, mean) = summarize(&g.rows);
-        let (small_h, _, mean_h) = summarize_histogram(&g.rows);
+        // The paper read one run's histogram; with several seeds, read each
+        // run on its own and average (a histogram over runs laid end to end
+        // would take its range from the first run alone).
+        let bounds = reference::bucket_bounds(g.workload, g.load);
+        let per_run: Vec<(f64, f64, f64)> = g
+            .runs
+            .iter()
+            .map(|r| summarize_histogram(&bucketize(&r.samples, &bounds)))
+            .collect();
+        let n_runs = per_run.len().max(1) as f64;
+        let small_h = per_run.iter().map(|h| h.0).sum::<f64>() / n_runs;
+        let mean_h = per_run.iter().map(|h| h.2).sum::<f64>() / n_runs;
         let paper = reference::summary(&reference::curve("Homa", g.workload, g.load));
         let fmt = |ours: f64, theirs: Option<f64>| match theirs {
             Some(t) => format!("{ours:.2} / {t:.2}"),
@@ -519,7 +538,8 @@ fn summary_table(groups: &[Group], args: &PaperArgs, wall: f64) -> String {
         s,
         "\nP99s are nearest-rank. The last column reads each bucket's P99 as the paper's \
          analysis did: off an OMNeT++ 4.6 histogram of the slowdowns in completion order, \
-         whose range the bucket's first 100 messages set (`homa_sim::paper::histogram_p99`)."
+         whose range the bucket's first 100 messages set (`homa_sim::paper::histogram_p99`); \
+         with several seeds, each run is read on its own and the figures averaged."
     );
     let _ = writeln!(
         s,
