@@ -9,7 +9,7 @@ homa-sim/data/sigcomm18-slowdown.csv. It reads one run: the rows of
 WORKLOAD (default W5) at LOAD and, if the file holds several seeds, SEED.
 For the paper's buckets it prints, per group of buckets and weighted by our
 message counts: our exact (nearest-rank) P99, our P99 read as the paper's
-analysis read its own (an OMNeT++ 4.6 histogram; a second implementation of
+analysis read its own (a patched OMNeT++ 4.6 histogram; a second implementation of
 `homa_sim::paper::histogram_p99`, in Python, written from the same sources,
 and where that function's test values come from), the paper's P99, our mean
 and the paper's mean slowdown, and each group's share of the difference in
@@ -23,27 +23,26 @@ from collections import defaultdict
 
 
 def histogram_p99(vals):
-    # cDensityEstBase (OMNeT++ 4.6): range from the first 100 values, centred
-    # and doubled; cHistogram::setupRangeDouble: 30 cells.
-    first = vals[:100]
-    lo, hi = min(first), max(first)
-    centre, width = (lo + hi) / 2, (hi - lo) * 2.0
-    if width == 0:
-        width = 1.0
-    rmin, rmax = centre - width / 2, centre + width / 2
-    cell = (rmax - rmin) / 30
+    # cDensityEstBase and cHistogram (OMNeT++ 4.6) as the HomaSimulation
+    # README patches them: RANGE_AUTOUPPER from 0 with an extension factor of
+    # 1 over the first 10,000 values, and 100 cells.
+    first = vals[:10000]
+    hi = max(first)
+    rmin = 0.0
+    rmax = rmin + 1.0 if rmin >= hi else rmin + (hi - rmin) * 1.0
+    cell = (rmax - rmin) / 100
     under = over = 0
-    cells = [0] * 30
+    cells = [0] * 100
     for v in vals:
         k = int(math.floor((v - rmin) / cell))
         if k < 0 or v < rmin:
             under += 1
-        elif k >= 30 or v >= rmax:
+        elif k >= 100 or v >= rmax:
             over += 1
         else:
             cells[k] += 1
     # The .sca bins: -inf (underflow), each cell's lower edge, rmax (overflow).
-    bins = [(-math.inf, under)] + [(rmin + k * cell, cells[k]) for k in range(30)] + [(rmax, over)]
+    bins = [(-math.inf, under)] + [(rmin + k * cell, cells[k]) for k in range(100)] + [(rmax, over)]
     # MetricsDashBoard.py: the first bin whose cumulative share reaches 0.99.
     cum = list(itertools.accumulate(n / len(vals) for _, n in bins))
     idx = next(i for i, c in enumerate(cum) if c >= 0.99)

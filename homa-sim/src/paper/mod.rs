@@ -438,8 +438,8 @@ pub struct BucketStats {
     pub median_slowdown: f64,
     /// 99th-percentile slowdown (0 if the bucket is empty).
     pub p99_slowdown: f64,
-    /// The 99th percentile as the paper's analysis read it, from an
-    /// OMNeT++ 4.6 histogram of the slowdowns in completion order (see
+    /// The 99th percentile as the paper's analysis read it, from a
+    /// histogram of the slowdowns in completion order (see
     /// [`histogram_p99`]); 0 if the bucket is empty.
     pub p99_histogram: f64,
 }
@@ -493,62 +493,50 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// the paper's analysis read it.
 ///
 /// The paper's simulator recorded each bucket's slowdowns in an OMNeT++ 4.6
-/// `cHistogram` with its defaults, and its `MetricsDashBoard.py` read the P99
-/// off the recorded bins. Those defaults (`cDensityEstBase`,
-/// `cHistogram::setupRangeDouble`, OMNeT++ 4.6):
-/// * the range comes from the first 100 values (all of them, if fewer were
-///   recorded): their spread, centred and doubled, `[min - (max - min) / 2,
-///   max + (max - min) / 2)`, or 1 wide if they are all equal;
-/// * 30 equal cells over it; a later value outside the range only counts in
-///   an underflow or overflow cell.
+/// `cHistogram`, and its `MetricsDashBoard.py` read the P99 off the recorded
+/// bins. Its build instructions (the HomaSimulation README) patch OMNeT++'s
+/// histogram defaults first (`cDensityEstBase`, `cHistogram::setupRangeDouble`);
+/// with that patch:
+/// * the range is `[0, max)`, `max` the largest of the first 10,000 values
+///   (all of them, if fewer were recorded; 1 if that is not above 0);
+/// * 100 equal cells over it; a later value at or beyond the range's end only
+///   counts in an overflow cell.
 ///
-/// The script takes the bins in order (underflow, the 30 cells, overflow),
+/// The script takes the bins in order (underflow, the 100 cells, overflow),
 /// finds the first whose cumulative share is at least 0.99, and reads its
-/// lower edge (the range's start for the underflow cell, the range's end for
-/// the overflow cell), but no less than the smallest value. So it rounds a
-/// P99 down to a cell's edge, and caps it at the range's end when more than
-/// 1 % of the values fall beyond the range that the first 100 set: in a run
-/// whose backlog grows, the early messages set it. Returns 0 for no values.
+/// lower edge (the range's end for the overflow cell), but no less than the
+/// smallest value. So it rounds a P99 down to a cell's edge, by less than a
+/// hundredth of the bucket's largest value; only a bucket of more than
+/// 10,000 values can be capped.
 ///
 /// One default is left out on purpose. When every one of the first values
 /// is a whole number, `cHistogram` switches to whole-number cells (at most
-/// 200, each at least 1 wide), so a bucket whose first 100 slowdowns were
-/// all exactly 1.0 would read as 1 or as 2. Ours can be exactly 1.0 (a
-/// message that meets no queue takes exactly its ideal time, in whole
-/// nanoseconds); the paper's would have needed its simulated times to equal
-/// its ideal-time formula exactly. Reading ours in that mode would not read
-/// them as the paper read its own, so this always uses the 30 cells.
+/// 200, each at least 1 wide). Ours can be exactly 1.0 (a message that meets
+/// no queue takes exactly its ideal time, in whole nanoseconds); the paper's
+/// would have needed its simulated times to equal its ideal-time formula
+/// exactly. Reading ours in that mode would not read them as the paper read
+/// its own, so this always uses the 100 cells. Returns 0 for no values.
 ///
 /// # Example
 /// ```
-/// // 100 values from 1.0 to 1.99 set the range [0.505, 2.485); a later
-/// // 50.0 lands in the overflow cell, but it is fewer than 1 % of the values.
-/// let mut v: Vec<f64> = (0..100).map(|i| 1.0 + i as f64 / 100.0).collect();
-/// v.push(50.0);
+/// // 200 values, 1.01 to 3.00: the range is [0, 3.0) in cells of 0.03, and
+/// // the 198th value (2.98, the exact P99) is in the cell from 2.97.
+/// let v: Vec<f64> = (1..=200).map(|i| 1.0 + f64::from(i) / 100.0).collect();
 /// let p = homa_sim::paper::histogram_p99(&v);
-/// // Cells are 0.066 wide; the 100th of 101 values (1.99) is in the cell
-/// // that starts at 0.505 + 22 × 0.066.
-/// assert!((p - 1.957).abs() < 1e-9, "{p}");
-/// // Ten more like it make the overflow cell the 99th percentile's: capped.
-/// v.extend([50.0; 10]);
-/// assert!((homa_sim::paper::histogram_p99(&v) - 2.485).abs() < 1e-9);
+/// assert!((p - 2.97).abs() < 1e-9, "{p}");
 /// ```
 pub fn histogram_p99(values: &[f64]) -> f64 {
-    const FIRST_VALUES: usize = 100; // cDensityEstBase::num_firstvals
-    const RANGE_EXT: f64 = 2.0; // cDensityEstBase::range_ext_factor
-    const CELLS: usize = 30; // cHistogram::setupRangeDouble's default
+    const FIRST_VALUES: usize = 10_000; // num_firstvals, as patched
+    const CELLS: usize = 100; // setupRangeDouble's default, as patched
     if values.is_empty() {
         return 0.0;
     }
+    // RANGE_AUTOUPPER with the range's start left at 0 and an extension
+    // factor of 1: the range ends at the largest of the first values.
     let first = &values[..values.len().min(FIRST_VALUES)];
-    let lo = first.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = first.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let centre = (lo + hi) / 2.0;
-    let mut width = (hi - lo) * RANGE_EXT;
-    if width == 0.0 {
-        width = 1.0;
-    }
-    let (range_min, range_max) = (centre - width / 2.0, centre + width / 2.0);
+    let range_min = 0.0;
+    let range_max = if range_min >= hi { range_min + 1.0 } else { hi };
     let cell = (range_max - range_min) / CELLS as f64;
     // bins[0] underflow, bins[1..=CELLS] the cells, bins[CELLS + 1] overflow.
     let mut bins = [0u64; CELLS + 2];

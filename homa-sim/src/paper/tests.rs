@@ -279,39 +279,36 @@ fn percentiles_are_nearest_rank() {
 }
 
 /// Expected values from a second reading, in Python, of OMNeT++ 4.6's
-/// `cHistogram` defaults and the paper's `MetricsDashBoard.py`
-/// (`homa-sim/analysis/bucket_groups.py`). The inputs are not all whole
-/// numbers, so OMNeT++ too would use the 30-cell (double) mode.
+/// `cHistogram` with the HomaSimulation README's patch and of the paper's
+/// `MetricsDashBoard.py` (`homa-sim/analysis/bucket_groups.py`). The inputs
+/// are not all whole numbers, so OMNeT++ too would use its 100-cell mode.
 #[test]
 fn histogram_p99_reads_as_the_papers_analysis_did() {
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-    // 1.5..=100.5: range [-48, 150) in cells of 6.6; the 99th value (99.5)
-    // is in the cell starting at 97.2, and the bucket's exact P99 is 99.5.
+    // 1.5..=100.5: range [0, 100.5) in cells of 1.005; the 99th value
+    // (99.5, the exact P99) is in the cell starting at 99.495.
     let v: Vec<(u64, f64)> = (1..=100).map(|i| (1, f64::from(i) + 0.5)).collect();
     let b = bucketize(&v, &[10]);
     assert!(close(b[0].p99_slowdown, 99.5));
-    assert!(close(b[0].p99_histogram, 97.2), "{}", b[0].p99_histogram);
-    assert!(close(summarize_histogram(&b).2, 97.2));
-    // Fewer than 100 values: the range comes from all of them.
-    assert!(close(
-        histogram_p99(&[1.5, 2.5, 3.5]),
-        0.5 + 22.0 * 4.0 / 30.0
-    ));
-    // All equal: a range 1 wide.
+    assert!(close(b[0].p99_histogram, 99.495), "{}", b[0].p99_histogram);
+    assert!(close(summarize_histogram(&b).2, 99.495));
+    // The largest value sets the range's end, so it lands in the overflow
+    // bin, which reads as that end.
+    assert!(close(histogram_p99(&[1.5, 2.5, 3.5]), 3.5));
     assert!(close(histogram_p99(&[2.5; 50]), 2.5));
-    // 99 % below the range the first 100 set: the underflow bin reads as the
-    // range's start, above every one of those values.
-    let mut v = vec![10.5; 100];
-    v.extend([1.5; 10_000]);
-    assert!(close(histogram_p99(&v), 10.0));
-    // A tail that grows after the first 100 values is capped at the range's
-    // end: 100 values in [1, 2) then 1,000 in [1, 6).
-    let mut v: Vec<f64> = (0..100).map(|i| 1.0 + f64::from(i) / 100.0).collect();
+    // Only the first 10,000 values set the range: 10,000 in [1, 2) and then
+    // 1,000 in [1, 6) read as the range's end, 1.9999, where the exact P99
+    // is 5.445.
+    let mut v: Vec<f64> = (0..10_000).map(|i| 1.0 + f64::from(i) / 10_000.0).collect();
     v.extend((0..1000).map(|i| 1.0 + f64::from(i) / 200.0));
     let p = histogram_p99(&v);
-    assert!(close(p, 2.485), "{p}");
+    assert!(close(p, 1.9999), "{p}");
     let b = bucketize(&v.iter().map(|&s| (1, s)).collect::<Vec<_>>(), &[10]);
-    assert!(close(b[0].p99_slowdown, 5.94), "{}", b[0].p99_slowdown);
+    assert!(close(b[0].p99_slowdown, 5.445), "{}", b[0].p99_slowdown);
+    // Fewer than 1 % beyond it: read off a cell, below the exact 1.9949.
+    let mut v: Vec<f64> = (0..10_000).map(|i| 1.0 + f64::from(i) / 10_000.0).collect();
+    v.extend([50.0; 50]);
+    assert!(close(histogram_p99(&v), 1.979901), "{}", histogram_p99(&v));
     assert_eq!(histogram_p99(&[]), 0.0);
 }
 

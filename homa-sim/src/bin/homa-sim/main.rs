@@ -537,9 +537,10 @@ fn summary_table(groups: &[Group], args: &PaperArgs, wall: f64) -> String {
     let _ = writeln!(
         s,
         "\nP99s are nearest-rank. The last column reads each bucket's P99 as the paper's \
-         analysis did: off an OMNeT++ 4.6 histogram of the slowdowns in completion order, \
-         whose range the bucket's first 100 messages set (`homa_sim::paper::histogram_p99`); \
-         with several seeds, each run is read on its own and the figures averaged."
+         analysis did: off a histogram of the slowdowns in completion order, kept as its \
+         patched OMNeT++ 4.6 kept it (100 cells up to the largest of the bucket's first \
+         10,000 values; `homa_sim::paper::histogram_p99`); with several seeds, each run is \
+         read on its own and the figures averaged."
     );
     let _ = writeln!(
         s,
