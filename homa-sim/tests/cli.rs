@@ -4,7 +4,7 @@
 //! well-formed and lines up with the paper's buckets, the plot and the
 //! summary are written.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn out_dir(name: &str) -> PathBuf {
@@ -13,39 +13,44 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Runs `homa-sim paper` with `args` on a fabric of 2 racks of 4 hosts,
+/// writing to `out` (samples in `out/samples.csv`); returns its stdout.
+fn run_small(out: &Path, args: &[&str]) -> String {
+    let status = Command::new(env!("CARGO_BIN_EXE_homa-sim"))
+        .args(["paper", "--racks", "2", "--hosts-per-rack", "4", "--quiet"])
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .arg("--samples-file")
+        .arg(out.join("samples.csv"))
+        .output()
+        .expect("run homa-sim");
+    let stdout = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status.status.success(),
+        "homa-sim failed: {}\n{stdout}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn paper_smoke_run_writes_a_wellformed_csv_plot_and_summary() {
     let out = out_dir("smoke");
-    let status = Command::new(env!("CARGO_BIN_EXE_homa-sim"))
-        .args([
-            "paper",
+    let stdout = run_small(
+        &out,
+        &[
             "--workload",
             "all",
             "--load",
             "0.5",
-            "--racks",
-            "2",
-            "--hosts-per-rack",
-            "4",
             "--duration",
             "3ms",
             "--warmup",
             "300us",
             "--drain",
             "30ms",
-            "--quiet",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--samples-file")
-        .arg(out.join("samples.csv"))
-        .output()
-        .expect("run homa-sim");
-    let stdout = String::from_utf8_lossy(&status.stdout);
-    assert!(
-        status.status.success(),
-        "homa-sim failed: {}\n{stdout}",
-        String::from_utf8_lossy(&status.stderr)
+        ],
     );
     assert!(stdout.contains("smallest bucket"), "{stdout}");
 
@@ -122,35 +127,20 @@ fn paper_smoke_run_writes_a_wellformed_csv_plot_and_summary() {
 #[test]
 fn samples_file_labels_each_seed() {
     let out = out_dir("seeds");
-    let status = Command::new(env!("CARGO_BIN_EXE_homa-sim"))
-        .args([
-            "paper",
+    run_small(
+        &out,
+        &[
             "--workload",
             "w3",
             "--load",
             "0.5",
-            "--racks",
-            "2",
-            "--hosts-per-rack",
-            "4",
             "--duration",
             "2ms",
             "--seed",
             "7",
             "--seeds",
             "2",
-            "--quiet",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--samples-file")
-        .arg(out.join("samples.csv"))
-        .output()
-        .expect("run homa-sim");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
+        ],
     );
     let samples = std::fs::read_to_string(out.join("samples.csv")).unwrap();
     let mut per_seed = std::collections::BTreeMap::<String, usize>::new();
